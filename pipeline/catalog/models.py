@@ -1,0 +1,202 @@
+"""The catalog's tables (SQLAlchemy 2 declarative style).
+
+The WARC files are the record of what was captured; the catalog is an index over
+them plus the curated seed list. Every capture row points into a closed WARC file.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+LINK_STATUSES = ("pending", "alive", "redirected", "dead", "error")
+
+
+class Base(DeclarativeBase):
+    """The one declarative base of the catalog."""
+
+
+class Source(Base):
+    """A page or file that seeds were imported from."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    location: Mapped[str] = mapped_column(String(2048), unique=True)
+    imported_at: Mapped[datetime] = mapped_column(DateTime)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class Country(Base):
+    __tablename__ = "countries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    code: Mapped[str] = mapped_column(String(2))
+    original_name: Mapped[str] = mapped_column(String(200))
+
+    cities: Mapped[list[City]] = relationship(back_populates="country")
+
+
+class City(Base):
+    __tablename__ = "cities"
+    __table_args__ = (UniqueConstraint("country_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country_id: Mapped[int] = mapped_column(ForeignKey("countries.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    original_name: Mapped[str] = mapped_column(String(200))
+
+    country: Mapped[Country] = relationship(back_populates="cities")
+
+
+class Link(Base):
+    """One curated link: a report, photo gallery or video of a rally."""
+
+    __tablename__ = "links"
+    __table_args__ = (Index("ix_links_place", "country_id", "city_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country_id: Mapped[int] = mapped_column(ForeignKey("countries.id"))
+    city_id: Mapped[int | None] = mapped_column(ForeignKey("cities.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(2048), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    final_url: Mapped[str | None] = mapped_column(String(2048))
+    last_capture_id: Mapped[int | None] = mapped_column(
+        ForeignKey("captures.id", use_alter=True, name="fk_links_last_capture")
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    country: Mapped[Country] = relationship()
+    city: Mapped[City | None] = relationship()
+    sources: Mapped[list[LinkSource]] = relationship(back_populates="link")
+
+
+class LinkSource(Base):
+    """Which source page listed a link, with the label it used there."""
+
+    __tablename__ = "link_sources"
+
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id"), primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(500))
+
+    link: Mapped[Link] = relationship(back_populates="sources")
+    source: Mapped[Source] = relationship()
+
+
+class CrawlRun(Base):
+    __tablename__ = "crawl_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    selection: Mapped[dict] = mapped_column(JSON, default=dict)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    links_total: Mapped[int] = mapped_column(Integer, default=0)
+    links_done: Mapped[int] = mapped_column(Integer, default=0)
+    links_failed: Mapped[int] = mapped_column(Integer, default=0)
+    batches_failed: Mapped[int] = mapped_column(Integer, default=0)
+    captures: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_archived: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WarcFile(Base):
+    """A closed WARC file that has been indexed into the catalog."""
+
+    __tablename__ = "warc_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), unique=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    size: Mapped[int] = mapped_column(BigInteger)
+    records: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    indexed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Capture(Base):
+    """One archived HTTP response: where it is in which WARC file, and what it was."""
+
+    __tablename__ = "captures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(100), unique=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"), index=True)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("links.id"), index=True)
+    role: Mapped[str | None] = mapped_column(String(20))
+    url: Mapped[str] = mapped_column(String(4096), index=True)
+    captured_at: Mapped[datetime] = mapped_column(DateTime)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    payload_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    warc_file: Mapped[str] = mapped_column(String(500))
+    warc_offset: Mapped[int] = mapped_column(BigInteger)
+    warc_length: Mapped[int] = mapped_column(BigInteger)
+
+
+class PageMetadataRow(Base):
+    """Metadata extracted from a captured page."""
+
+    __tablename__ = "page_metadata"
+
+    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(500))
+    published: Mapped[date | None] = mapped_column(Date)
+    language: Mapped[str | None] = mapped_column(String(20))
+    site_name: Mapped[str | None] = mapped_column(String(500))
+    canonical_url: Mapped[str | None] = mapped_column(String(4096))
+    images: Mapped[list] = mapped_column(JSON, default=list)
+    text: Mapped[str | None] = mapped_column(Text)
+    encoding: Mapped[str | None] = mapped_column(String(50))
+
+
+class Media(Base):
+    """An archived image or media file that belongs to a link's capture."""
+
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("link_id", "capture_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id"), index=True)
+    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # image | video | audio
+    role: Mapped[str] = mapped_column(String(20))  # image (gallery full size) | requisite | media
+    url: Mapped[str] = mapped_column(String(4096))
+
+
+class CrawlOutcome(Base):
+    """What happened to one link in one crawl run: the history behind ``Link.status``."""
+
+    __tablename__ = "crawl_outcomes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    final_url: Mapped[str | None] = mapped_column(String(4096))
+    error: Mapped[str | None] = mapped_column(Text)
+    capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id"))
+    metadata_record_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,0 +1,279 @@
+"""Read-side queries of the catalog: link selection, search, status, a link's captures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from pipeline.catalog.models import (
+    LINK_STATUSES,
+    Capture,
+    City,
+    Country,
+    CrawlOutcome,
+    Link,
+    LinkSource,
+    Media,
+    PageMetadataRow,
+    Source,
+)
+from pipeline.gazetteer import default_gazetteer
+from pipeline.seeds import LINK_KINDS
+
+
+class QueryError(ValueError):
+    """A selection the catalog cannot answer (unknown country, city, kind, status...)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which links a crawl or a search is about; every field optional."""
+
+    country: str | None = None
+    city: str | None = None
+    kind: str | None = None
+    source: str | None = None
+    status: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def _fold(value: str) -> str:
+    return value.strip().casefold()
+
+
+def find_country(session: Session, text: str) -> Country:
+    """The catalog's country for a name, original spelling, ISO code or gazetteer alias."""
+    wanted = _fold(text)
+    countries = list(session.scalars(select(Country)))
+    for country in countries:
+        if wanted in (_fold(country.name), _fold(country.original_name), _fold(country.code)):
+            return country
+    resolved = default_gazetteer().country(text)
+    for country in countries:
+        if resolved and country.code == resolved[1]:
+            return country
+    raise QueryError(f"unknown country {text!r}: not in the catalog (see `linkarchive seeds list`)")
+
+
+def find_cities(session: Session, text: str, country: Country | None = None) -> list[City]:
+    """Catalog cities matching a name or original spelling (or a gazetteer alias)."""
+    query = select(City)
+    if country is not None:
+        query = query.where(City.country_id == country.id)
+    cities = list(session.scalars(query))
+    wanted = _fold(text)
+    found = [c for c in cities if wanted in (_fold(c.name), _fold(c.original_name))]
+    if not found:
+        place = default_gazetteer().city(text, country.code if country else None)
+        if place is not None:
+            found = [c for c in cities if _fold(c.name) == _fold(place.city or "")]
+    if not found:
+        where = f" in {country.name}" if country else ""
+        raise QueryError(f"unknown city {text!r}{where}: not in the catalog")
+    return found
+
+
+def _filtered(session: Session, query: Select, selection: Selection) -> Select:
+    country = find_country(session, selection.country) if selection.country else None
+    if country is not None:
+        query = query.where(Link.country_id == country.id)
+    if selection.city:
+        cities = find_cities(session, selection.city, country)
+        query = query.where(Link.city_id.in_([c.id for c in cities]))
+    if selection.kind:
+        if selection.kind not in LINK_KINDS:
+            raise QueryError(f"unknown kind {selection.kind!r}: use one of {', '.join(LINK_KINDS)}")
+        query = query.where(Link.kind == selection.kind)
+    if selection.status:
+        if selection.status not in LINK_STATUSES:
+            raise QueryError(
+                f"unknown status {selection.status!r}: use one of {', '.join(LINK_STATUSES)}"
+            )
+        query = query.where(Link.status == selection.status)
+    if selection.source:
+        source = session.scalar(select(Source).where(Source.location == selection.source))
+        if source is None:
+            raise QueryError(f"unknown source {selection.source!r}: never imported")
+        query = query.where(
+            Link.id.in_(select(LinkSource.link_id).where(LinkSource.source_id == source.id))
+        )
+    return query
+
+
+def select_links(session: Session, selection: Selection) -> list[Link]:
+    """Links matching the selection, in catalog order."""
+    query = _filtered(session, select(Link).order_by(Link.id), selection)
+    return list(session.scalars(query))
+
+
+def link_context(link: Link) -> dict[str, Any]:
+    """What a crawl job needs to know about a link (also written into the WARC)."""
+    return {
+        "link_id": link.id,
+        "url": link.url,
+        "kind": link.kind,
+        "label": link.label,
+        "country": link.country.name,
+        "city": link.city.name if link.city else None,
+        "sources": [s.source.location for s in link.sources],
+    }
+
+
+def _text_match(session: Session, text: str):  # type: ignore[no-untyped-def]
+    columns = [
+        PageMetadataRow.title,
+        PageMetadataRow.description,
+        PageMetadataRow.author,
+        PageMetadataRow.site_name,
+        PageMetadataRow.text,
+        Link.url,
+        Link.label,
+        Country.name,
+        City.name,
+        City.original_name,
+    ]
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite's LIKE folds ASCII only; casefold() is registered on every connection.
+        needle = f"%{text.casefold()}%"
+        return or_(*(func.casefold(col).like(needle) for col in columns))
+    return or_(*(col.ilike(f"%{text}%") for col in columns))
+
+
+def search(
+    session: Session,
+    text: str | None = None,
+    selection: Selection = Selection(),
+    since: date | None = None,
+    until: date | None = None,
+    limit: int | None = 50,
+) -> list[dict[str, Any]]:
+    """One row per link with its latest capture and metadata; newest publication first.
+
+    ``since``/``until`` bound the publication date of the report (inclusive).
+    """
+    outcome = aliased(CrawlOutcome)
+    latest_outcome = (
+        select(func.max(CrawlOutcome.id)).where(CrawlOutcome.link_id == Link.id).scalar_subquery()
+    )
+    query = (
+        select(Link, Country, City, Capture, PageMetadataRow, outcome)
+        .join(Country, Link.country_id == Country.id)
+        .outerjoin(City, Link.city_id == City.id)
+        .outerjoin(Capture, Capture.id == Link.last_capture_id)
+        .outerjoin(PageMetadataRow, PageMetadataRow.capture_id == Link.last_capture_id)
+        .outerjoin(outcome, outcome.id == latest_outcome)
+    )
+    query = _filtered(session, query, selection)
+    if text:
+        query = query.where(_text_match(session, text))
+    if since:
+        query = query.where(PageMetadataRow.published >= since)
+    if until:
+        query = query.where(PageMetadataRow.published <= until)
+    query = query.order_by(Country.name, City.name, Link.id)
+    if limit:
+        query = query.limit(limit)
+    rows = []
+    for link, country, city, capture, meta, last in session.execute(query):
+        rows.append(
+            {
+                "link_id": link.id,
+                "country": country.name,
+                "city": city.name if city else None,
+                "kind": link.kind,
+                "label": link.label,
+                "url": link.url,
+                "status": link.status,
+                "http_status": last.http_status if last else None,
+                "final_url": link.final_url,
+                "captured_at": _iso(capture.captured_at) if capture else None,
+                "capture_id": capture.id if capture else None,
+                "title": meta.title if meta else None,
+                "description": meta.description if meta else None,
+                "author": meta.author if meta else None,
+                "published": meta.published.isoformat() if meta and meta.published else None,
+                "language": meta.language if meta else None,
+                "images": _image_count(session, link.id, capture.run_id if capture else None),
+                "warc_file": capture.warc_file if capture else None,
+            }
+        )
+    return rows
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds") + "Z"
+
+
+def _image_count(session: Session, link_id: int, run_id: int | None) -> int:
+    if run_id is None:
+        return 0
+    return (
+        session.scalar(
+            select(func.count(func.distinct(Media.url))).where(
+                Media.link_id == link_id, Media.run_id == run_id, Media.kind == "image"
+            )
+        )
+        or 0
+    )
+
+
+def status_summary(session: Session) -> list[dict[str, Any]]:
+    """Per country and city: links, archived, dead, error, pending and last capture.
+
+    Cities without links (listed on the page with no link) appear with zero links.
+    """
+    rows: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def row(country: str, city: str | None) -> dict[str, Any]:
+        blank = dict.fromkeys(("links", "archived", "dead", "error", "pending"), 0)
+        return rows.setdefault(
+            (country, city), {"country": country, "city": city, **blank, "last_capture": None}
+        )
+
+    for country, city in session.execute(
+        select(Country.name, City.name).outerjoin(City, City.country_id == Country.id)
+    ):
+        if city is not None:
+            row(country, city)
+    links = (
+        select(Country.name, City.name, Link.status, Capture.captured_at)
+        .join(Country, Link.country_id == Country.id)
+        .outerjoin(City, Link.city_id == City.id)
+        .outerjoin(Capture, Capture.id == Link.last_capture_id)
+    )
+    for country, city, status, captured_at in session.execute(links):
+        entry = row(country, city)
+        entry["links"] += 1
+        entry["archived" if status in ("alive", "redirected") else status] += 1
+        if captured_at and (
+            entry["last_capture"] is None or _iso(captured_at) > entry["last_capture"]
+        ):
+            entry["last_capture"] = _iso(captured_at)
+    return sorted(rows.values(), key=lambda r: (r["country"], r["city"] or ""))
+
+
+def link_captures(session: Session, link_id: int) -> tuple[Link, list[Capture]]:
+    """A link and every capture that belongs to it, oldest first."""
+    link = session.get(Link, link_id)
+    if link is None:
+        raise QueryError(f"no link with id {link_id}")
+    captures = list(
+        session.scalars(
+            select(Capture).where(Capture.link_id == link_id).order_by(Capture.captured_at)
+        )
+    )
+    return link, captures
+
+
+def get_capture(session: Session, capture_id: int) -> Capture:
+    """One capture by id."""
+    capture = session.get(Capture, capture_id)
+    if capture is None:
+        raise QueryError(f"no capture with id {capture_id}")
+    return capture

@@ -1,0 +1,224 @@
+"""Index closed WARC files into the catalog.
+
+The WARC files are the source of truth. A crawl writes response records and, for every
+archived response, a ``metadata`` record (JSON, ``WARC-Refers-To`` the response) holding
+the crawl context and what was extracted. Indexing reads both back: a capture row is
+therefore only ever written for a record that is already on disk in a closed file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import iter_records
+from pipeline.catalog.importer import utcnow
+from pipeline.catalog.models import (
+    Capture,
+    CrawlOutcome,
+    Link,
+    Media,
+    PageMetadataRow,
+    WarcFile,
+)
+from pipeline.crawlcontext import METADATA_FORMAT, RUN_FIELD
+
+
+@dataclass
+class IndexResult:
+    """Totals of one indexing pass."""
+
+    files: int = 0
+    skipped: int = 0
+    captures: int = 0
+    outcomes: int = 0
+    bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _parse_warc_date(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def _payload_sha256(digest: str | None) -> str | None:
+    if digest and digest.lower().startswith("sha256:"):
+        return digest.split(":", 1)[1].lower()
+    return None
+
+
+def index_files(session: Session, paths: Iterable[Path]) -> IndexResult:
+    """Index every closed WARC file in ``paths`` not indexed yet, in name order."""
+    result = IndexResult()
+    known = set(session.scalars(select(WarcFile.name)))
+    for path in sorted(Path(p) for p in paths):
+        if path.name in known or path.name.endswith(".open"):
+            result.skipped += 1
+            continue
+        _index_file(session, path, result)
+        known.add(path.name)
+        result.files += 1
+    return result
+
+
+def _index_file(session: Session, path: Path, result: IndexResult) -> None:
+    run_id: int | None = None
+    contexts: list[tuple[str, datetime, dict]] = []
+    records = 0
+    for location, record in iter_records(path):
+        records += 1
+        headers = record.headers
+        if record.rec_type == "warcinfo":
+            fields = _warc_fields(record.payload)
+            run_id = int(fields[RUN_FIELD]) if fields.get(RUN_FIELD, "").isdigit() else None
+        elif record.rec_type == "response":
+            payload_sha = _payload_sha256(headers.get("WARC-Payload-Digest"))
+            if payload_sha is None:
+                from archive import sha256_hex  # other tools label sha1: recompute
+
+                payload_sha = sha256_hex(record.payload)
+            http_headers = dict((k.lower(), v) for k, v in record.http_headers or [])
+            session.add(
+                Capture(
+                    record_id=location.record_id,
+                    run_id=run_id,
+                    url=headers.get("WARC-Target-URI", ""),
+                    captured_at=_parse_warc_date(headers["WARC-Date"]),
+                    http_status=record.http_status,
+                    content_type=http_headers.get("content-type"),
+                    size=len(record.payload),
+                    payload_sha256=payload_sha,
+                    warc_file=location.filename,
+                    warc_offset=location.offset,
+                    warc_length=location.length,
+                )
+            )
+            result.captures += 1
+            result.bytes += len(record.payload)
+        elif record.rec_type == "metadata" and "json" in (headers.get("Content-Type") or ""):
+            try:
+                context = json.loads(record.payload)
+            except ValueError:
+                continue
+            if isinstance(context, dict) and context.get("format") == METADATA_FORMAT:
+                contexts.append(
+                    (location.record_id, _parse_warc_date(headers["WARC-Date"]), context)
+                )
+    session.flush()
+    for record_id, when, context in contexts:
+        if _apply_context(session, record_id, when, context):
+            result.outcomes += 1
+    session.add(
+        WarcFile(
+            name=path.name,
+            path=str(path.resolve()),
+            size=path.stat().st_size,
+            records=records,
+            run_id=run_id,
+            indexed_at=utcnow(),
+        )
+    )
+    session.flush()
+
+
+def _warc_fields(payload: bytes) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in payload.decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _media_kind(content_type: str | None) -> str | None:
+    major = (content_type or "").split("/", 1)[0].strip().lower()
+    return major if major in ("image", "video", "audio") else None
+
+
+def _apply_context(session: Session, record_id: str, when: datetime, context: dict) -> bool:
+    """Attach a metadata record's context to its captures; True if it set a link outcome."""
+    link = session.get(Link, context.get("link_id") or 0)
+    if link is None:
+        return False
+    run_id = context.get("run_id")
+    chain = [
+        c
+        for c in (
+            session.scalar(select(Capture).where(Capture.record_id == rid))
+            for rid in context.get("chain", [])
+        )
+        if c is not None
+    ]
+    role = context.get("role", "page")
+    for capture in chain[:-1]:
+        capture.link_id = capture.link_id or link.id
+        is_redirect = capture.http_status and 300 <= capture.http_status < 400
+        capture.role = capture.role or ("redirect" if is_redirect else "attempt")
+    final = chain[-1] if chain else None
+    if final is not None:
+        final.link_id = final.link_id or link.id
+        final.role = final.role or role
+        kind = _media_kind(final.content_type)
+        if role != "page" and kind and final.http_status == 200:
+            exists = session.scalar(
+                select(Media).where(Media.link_id == link.id, Media.capture_id == final.id)
+            )
+            if exists is None:
+                session.add(
+                    Media(
+                        link_id=link.id,
+                        capture_id=final.id,
+                        run_id=run_id,
+                        kind=kind,
+                        role=role,
+                        url=final.url,
+                    )
+                )
+    outcome = context.get("outcome")
+    if role != "page" or not outcome:
+        return False
+    if session.scalar(select(CrawlOutcome).where(CrawlOutcome.metadata_record_id == record_id)):
+        return False
+    session.add(
+        CrawlOutcome(
+            link_id=link.id,
+            run_id=run_id,
+            status=outcome["status"],
+            http_status=outcome.get("http_status"),
+            final_url=outcome.get("final_url"),
+            error=outcome.get("error"),
+            capture_id=final.id if final else None,
+            metadata_record_id=record_id,
+            checked_at=when,
+        )
+    )
+    extracted = context.get("metadata")
+    if final is not None and extracted and session.get(PageMetadataRow, final.id) is None:
+        published = extracted.get("published")
+        session.add(
+            PageMetadataRow(
+                capture_id=final.id,
+                title=extracted.get("title"),
+                description=extracted.get("description"),
+                author=extracted.get("author"),
+                published=date.fromisoformat(published) if published else None,
+                language=extracted.get("language"),
+                site_name=extracted.get("site_name"),
+                canonical_url=extracted.get("canonical_url"),
+                images=extracted.get("images") or [],
+                text=extracted.get("text"),
+                encoding=extracted.get("encoding"),
+            )
+        )
+    if link.updated_at is None or when >= link.updated_at:
+        link.status = outcome["status"]
+        link.final_url = outcome.get("final_url")
+        link.updated_at = when
+        if final is not None:  # a 404 is a capture too: the evidence that the page is gone
+            link.last_capture_id = final.id
+    return True

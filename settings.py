@@ -1,0 +1,82 @@
+"""Scrapy settings of the linkarchive crawler.
+
+Every knob is here; paths, URLs and politeness read ``LINKARCHIVE_*`` environment
+variables so a crawl subprocess is configured by its environment alone.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"LINKARCHIVE_{name}", default)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return _env(name, "1" if default else "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+BOT_NAME = "linkarchive"
+SPIDER_MODULES = ["spiders"]
+
+# --- Who we are -----------------------------------------------------------------------------
+USER_AGENT = _env(
+    "USER_AGENT",
+    "linkarchive/0.1 (web archive of human-rights reports; +https://github.com/linkarchive)",
+)
+
+# --- Politeness -----------------------------------------------------------------------------
+# The seeds are curated by hand; like Archive-It's seed policy we fetch them even where
+# robots.txt disallows. Set LINKARCHIVE_ROBOTSTXT_OBEY=1 to obey.
+ROBOTSTXT_OBEY = _env_bool("ROBOTSTXT_OBEY", False)
+CONCURRENT_REQUESTS = _env_int("CONCURRENT_REQUESTS", 16)
+CONCURRENT_REQUESTS_PER_DOMAIN = _env_int("CONCURRENT_REQUESTS_PER_HOST", 4)
+DOWNLOAD_DELAY = _env_float("DOWNLOAD_DELAY", 0.0)
+AUTOTHROTTLE_ENABLED = _env_bool("AUTOTHROTTLE", True)
+AUTOTHROTTLE_START_DELAY = _env_float("AUTOTHROTTLE_START_DELAY", 1.0)
+AUTOTHROTTLE_MAX_DELAY = _env_float("AUTOTHROTTLE_MAX_DELAY", 30.0)
+AUTOTHROTTLE_TARGET_CONCURRENCY = _env_float("AUTOTHROTTLE_TARGET_CONCURRENCY", 2.0)
+DOWNLOAD_TIMEOUT = _env_int("DOWNLOAD_TIMEOUT", 60)
+DOWNLOAD_MAXSIZE = _env_int("DOWNLOAD_MAXSIZE", 512 * 1024 * 1024)
+DOWNLOAD_WARNSIZE = 64 * 1024 * 1024
+RETRY_ENABLED = True
+RETRY_TIMES = _env_int("RETRY_TIMES", 3)
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+REDIRECT_ENABLED = True
+METAREFRESH_ENABLED = True
+COOKIES_ENABLED = True
+
+# --- Quiet, local-only process --------------------------------------------------------------
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+LOG_LEVEL = _env("SCRAPY_LOG_LEVEL", "INFO")
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+# --- Archiving components -------------------------------------------------------------------
+DOWNLOADER_MIDDLEWARES = {
+    # Refuse hosts outside LINKARCHIVE_ALLOWED_HOSTS (the demo and tests allow loopback only).
+    "spiders.middlewares.HostAllowlistMiddleware": 50,
+    # Above HttpCompressionMiddleware (590) and RedirectMiddleware (600): sees every
+    # response, redirects and errors included, with its body still content-encoded.
+    "spiders.middlewares.WarcCaptureMiddleware": 950,
+}
+ITEM_PIPELINES = {
+    "spiders.pipelines.WarcMetadataPipeline": 300,
+}
+LINKARCHIVE_WARC_DIR = _env("WARC_DIR", os.path.join(_env("HOME", "data"), "warcs"))
+LINKARCHIVE_WARC_PREFIX = _env("WARC_PREFIX", "linkarchive")
+LINKARCHIVE_WARC_MAX_SIZE = _env_int("WARC_MAX_SIZE", 1_000_000_000)
+LINKARCHIVE_WARC_FSYNC = _env_bool("WARC_FSYNC", True)
+# Comma-separated host names; empty = any host.
+LINKARCHIVE_ALLOWED_HOSTS = [h for h in _env("ALLOWED_HOSTS", "").split(",") if h.strip()]
+# Follow a photo gallery's pagination at most this many pages deep.
+LINKARCHIVE_GALLERY_MAX_PAGES = _env_int("GALLERY_MAX_PAGES", 50)

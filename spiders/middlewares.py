@@ -1,0 +1,59 @@
+"""Downloader middlewares: keep the crawl on allowed hosts, and archive every exchange."""
+
+from __future__ import annotations
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Response
+from scrapy.utils.httpobj import urlparse_cached
+
+from spiders.warcstore import WarcStore
+
+
+class HostAllowlistMiddleware:
+    """Refuse requests to hosts outside ``LINKARCHIVE_ALLOWED_HOSTS``.
+
+    Off (NotConfigured) when the list is empty. The demo and the tests allow loopback
+    only, so a bug can never send them to the internet.
+    """
+
+    def __init__(self, hosts: list[str]) -> None:
+        self.hosts = {h.strip().lower() for h in hosts}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> HostAllowlistMiddleware:
+        hosts = crawler.settings.getlist("LINKARCHIVE_ALLOWED_HOSTS")
+        if not hosts:
+            raise NotConfigured
+        return cls(hosts)
+
+    def process_request(self, request: Request) -> None:
+        host = (urlparse_cached(request).hostname or "").lower()
+        if host not in self.hosts:
+            raise IgnoreRequest(f"host {host!r} is not in LINKARCHIVE_ALLOWED_HOSTS")
+
+
+class WarcCaptureMiddleware:
+    """Write every response that comes back, with its request, to the WARC store.
+
+    Sits at priority 950, above RedirectMiddleware (600), HttpCompressionMiddleware (590)
+    and RetryMiddleware (550): it sees redirects, errors and every retried attempt, and
+    bodies still content-encoded as they came over the wire. The record ids of a
+    request's responses accumulate in ``meta["la_records"]`` across redirects and retries.
+    """
+
+    def __init__(self, store: WarcStore) -> None:
+        self.store = store
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> WarcCaptureMiddleware:
+        if not crawler.settings.getbool("LINKARCHIVE_WARC_ENABLED", True):
+            raise NotConfigured
+        return cls(WarcStore.from_crawler(crawler))
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        record = self.store.write_exchange(request, response)
+        # A new list: redirect and retry requests share meta by shallow copy.
+        request.meta["la_records"] = [*request.meta.get("la_records", ()), record]
+        return response

@@ -1,0 +1,42 @@
+"""Item pipelines: every crawl item becomes a crawl-context metadata record in the WARC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+
+from pipeline.crawlcontext import build_context
+from spiders.warcstore import WarcStore
+
+
+class WarcMetadataPipeline:
+    """Write each item as a ``metadata`` record that refers to its response."""
+
+    def __init__(self, store: WarcStore, run_id: int | None) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> WarcMetadataPipeline:
+        if not crawler.settings.getbool("LINKARCHIVE_WARC_ENABLED", True):
+            raise NotConfigured
+        return cls(WarcStore.from_crawler(crawler), crawler.settings.getint("LINKARCHIVE_RUN_ID"))
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        chain = list(item.get("chain") or [])
+        context = build_context(
+            run_id=self.run_id,
+            link=item["link"],
+            role=item["role"],
+            url=item["url"],
+            chain=chain,
+            outcome=item.get("outcome"),
+            metadata=item.get("metadata"),
+            error=item.get("error"),
+        )
+        self.store.write_context(
+            item.get("final_url") or item["url"], context, chain[-1] if chain else None
+        )
+        return item

@@ -1,0 +1,83 @@
+"""Run one crawl job in this process: ``python -m spiders.run JOB.json``.
+
+A job file lists the links of one batch. The flow starts one such process per batch
+(a Twisted reactor cannot be restarted, and a crash or hang must only cost one batch).
+The result is written next to the job as ``<job>.result.json``; the exit status is 0
+only if Scrapy finished normally, as its stats say.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+
+from spiders.links import LinkSpider
+
+STAT_KEYS = (
+    "finish_reason",
+    "item_scraped_count",
+    "response_received_count",
+    "downloader/request_count",
+    "downloader/response_bytes",
+    "retry/count",
+    "log_count/ERROR",
+)
+
+
+def result_path(job_path: Path) -> Path:
+    """Where the result of a job file is written."""
+    return job_path.with_suffix(".result.json")
+
+
+def crawl_settings(job: dict[str, Any]) -> Settings:
+    """The project's settings (``settings.py``) with this job's run id and paths."""
+    settings = Settings()
+    settings.setmodule("settings", priority="project")
+    settings.set("LINKARCHIVE_RUN_ID", job.get("run_id"), priority="cmdline")
+    if job.get("warc_dir"):
+        settings.set("LINKARCHIVE_WARC_DIR", job["warc_dir"], priority="cmdline")
+    if job.get("log_file"):
+        settings.set("LOG_FILE", job["log_file"], priority="cmdline")
+    return settings
+
+
+def run(job_path: Path) -> dict[str, Any]:
+    """Crawl the job's links; returns the result that is also written to disk."""
+    job = json.loads(job_path.read_text(encoding="utf-8"))
+    process = CrawlerProcess(crawl_settings(job))
+    crawler = process.create_crawler(LinkSpider)
+    process.crawl(crawler, job=job)
+    process.start()
+    stats = crawler.stats.get_stats() if crawler.stats else {}
+    store = getattr(crawler, "_linkarchive_warc_store", None)
+    result = {
+        "job": str(job_path),
+        "pid": os.getpid(),
+        "links": len(job["links"]),
+        "stats": {k: stats.get(k) for k in STAT_KEYS},
+        "warc_files": [str(p) for p in store.writer.closed_files] if store else [],
+    }
+    tmp = result_path(job_path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    tmp.replace(result_path(job_path))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the crawl subprocess."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m spiders.run JOB.json", file=sys.stderr)
+        return 2
+    result = run(Path(args[0]))
+    return 0 if result["stats"]["finish_reason"] == "finished" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
