@@ -1,0 +1,479 @@
+"""The ``linkarchive`` command line.
+
+Every failure the user can cause (a bad source, an unknown city, a bad date) ends in one
+readable line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.catalog import CatalogError, session_scope
+from pipeline.config import Paths, paths
+from pipeline.seeds import DEFAULT_SOURCE, LINK_KINDS, SeedError
+
+STATUSES = ("pending", "alive", "redirected", "dead", "error")
+DEMO_MARKER = ".linkarchive-demo"
+console = Console()
+
+
+class UserError(Exception):
+    """A problem with what the user asked for, reported as one line."""
+
+
+def _home(ctx: click.Context) -> Paths:
+    return paths(ctx.obj.get("home")).ensure()
+
+
+def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)", param=param) from None
+
+
+def _prefect_quiet() -> None:
+    """Keep Prefect's console chatter out of the user's way (their settings win)."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    help="Data home (default $LINKARCHIVE_HOME or ./data).",
+)
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """Preserve curated rally reports and photo galleries in WARC files, and catalog them."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+@cli.group()
+def seeds() -> None:
+    """Import and list curated index pages."""
+
+
+@seeds.command("import")
+@click.argument("source", default=DEFAULT_SOURCE)
+@click.pass_context
+def seeds_import(ctx: click.Context, source: str) -> None:
+    """Import an index page (URL or .html file) or a .csv (country,city,kind,label,url)."""
+    from pipeline.catalog.importer import import_entries
+    from pipeline.seeds import load_source
+
+    where = _home(ctx)
+    with console.status(f"Reading {source}"):
+        location, entries = load_source(source)
+    with session_scope(where.database_url) as session:
+        result = import_entries(session, location, entries)
+    console.print(
+        f"Imported {result.entries} entries from {location}: "
+        f"{result.countries_added} new countries, {result.cities_added} new cities, "
+        f"{result.links_added} new links ({result.links_total} links listed)."
+    )
+
+
+@seeds.command("list")
+@click.option("--country", help="Only this country.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
+    """List the catalog's countries, cities and links."""
+    from pipeline.catalog.queries import Selection, select_links
+
+    with session_scope(_home(ctx).database_url) as session:
+        rows = [
+            {
+                "link_id": link.id,
+                "country": link.country.name,
+                "city": link.city.name if link.city else None,
+                "city_original": link.city.original_name if link.city else None,
+                "kind": link.kind,
+                "label": link.label,
+                "url": link.url,
+                "status": link.status,
+            }
+            for link in select_links(session, Selection(country=country))
+        ]
+    _emit(rows, fmt, ["link_id", "country", "city", "kind", "label", "status", "url"])
+
+
+@cli.command()
+@click.option("--country", help="Only links of this country.")
+@click.option("--city", help="Only links of this city.")
+@click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
+@click.option("--source", help="Only links listed by this source (imported first if new).")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=8, show_default=True)
+@click.pass_context
+def crawl(
+    ctx: click.Context,
+    country: str | None,
+    city: str | None,
+    kind: str | None,
+    source: str | None,
+    batch_size: int,
+) -> None:
+    """Archive the selected links (every link when nothing is selected)."""
+    where = _home(ctx)
+    _run_crawl(where, country=country, city=city, kind=kind, source=source, batch_size=batch_size)
+
+
+def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
+    from pipeline.catalog.queries import Selection, select_links
+    from pipeline.seeds import load_source
+
+    source = selection.pop("source", None)
+    import_source = None
+    if source:
+        location = _known_source(where, source)
+        if location is None:
+            load_source(source)  # fail early, with one line, on a bad source
+            import_source = source
+        else:
+            selection["from_source"] = location
+    with session_scope(where.database_url) as session:
+        check = {k: v for k, v in selection.items() if k in ("country", "city", "kind")}
+        if not import_source and not select_links(session, Selection(**check)):
+            raise UserError("no links match the selection: import seeds first")
+    _prefect_quiet()
+    from flows.crawl import crawl_flow
+
+    started = time.time()
+    with _progress(where, started):
+        result = crawl_flow(
+            source=import_source,
+            from_source=selection.pop("from_source", import_source),
+            home=str(where.home),
+            **selection,
+        )
+    console.print(
+        f"Crawl run {result['run_id']} {result['status']}: {result['links_done']} of "
+        f"{result['links_total']} links, {result['captures']} captures, "
+        f"{result['bytes_archived'] / 1e6:.1f} MB archived in {time.time() - started:.0f} s."
+    )
+    return result
+
+
+def _known_source(where: Paths, source: str) -> str | None:
+    from sqlalchemy import select
+
+    from pipeline.catalog.models import Source
+
+    candidates = {source, str(Path(source).absolute())}
+    with session_scope(where.database_url) as session:
+        return session.scalar(select(Source.location).where(Source.location.in_(candidates)))
+
+
+@contextmanager
+def _progress(where: Paths, started: float) -> Iterator[None]:
+    """Show links done / total of the running crawl, polling the catalog."""
+    from sqlalchemy import select
+
+    from pipeline.catalog.models import CrawlRun
+    from pipeline.catalog.runs import run_totals
+
+    stop = threading.Event()
+    columns = [TextColumn("[bold]Crawling"), BarColumn(), MofNCompleteColumn()]
+    columns += [TextColumn("links, {task.fields[captures]} captures"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("crawl", total=None, captures=0)
+
+        def poll() -> None:
+            while not stop.wait(0.5):
+                try:
+                    with session_scope(where.database_url) as session:
+                        run = session.scalar(
+                            select(CrawlRun).order_by(CrawlRun.id.desc()).limit(1)
+                        )
+                        if run is None or run.started_at.timestamp() < started - 5:
+                            continue
+                        totals = run_totals(session, run.id)
+                    progress.update(
+                        bar,
+                        total=run.links_total,
+                        completed=totals["links_done"],
+                        captures=totals["captures"],
+                    )
+                except Exception:  # noqa: BLE001 - progress must never break a crawl
+                    continue
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(2)
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--country")
+@click.option("--city")
+@click.option("--kind", type=click.Choice(LINK_KINDS))
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--since", callback=_parse_date, help="Published on or after (YYYY-MM-DD).")
+@click.option("--until", callback=_parse_date, help="Published on or before (YYYY-MM-DD).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.pass_context
+def search(
+    ctx: click.Context,
+    text: str | None,
+    country: str | None,
+    city: str | None,
+    kind: str | None,
+    status: str | None,
+    since: date | None,
+    until: date | None,
+    fmt: str,
+    limit: int,
+) -> None:
+    """Search links by text in their metadata, place, kind, status and publication date."""
+    from pipeline.catalog.queries import Selection
+    from pipeline.catalog.queries import search as run_search
+
+    if since and until and since > until:
+        raise UserError(f"--since {since} is after --until {until}")
+    selection = Selection(country=country, city=city, kind=kind, status=status)
+    with session_scope(_home(ctx).database_url) as session:
+        rows = run_search(session, text, selection, since, until, limit)
+    _emit(
+        rows, fmt, ["link_id", "country", "city", "kind", "status", "http_status", "title", "published"]
+    )
+
+
+@cli.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Per country and city: links, archived, dead, errors and last capture."""
+    from pipeline.catalog.queries import status_summary
+
+    with session_scope(_home(ctx).database_url) as session:
+        rows = status_summary(session)
+    _status_table(rows)
+
+
+def _status_table(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="Links per country and city")
+    for column in ("Country", "City", "Links", "Archived", "Dead", "Error", "Pending"):
+        table.add_column(column, justify="right" if column not in ("Country", "City") else "left")
+    table.add_column("Last capture")
+    for row in rows:
+        table.add_row(
+            row["country"],
+            row["city"] or "—",
+            str(row["links"]),
+            str(row["archived"]),
+            str(row["dead"]),
+            str(row["error"]),
+            str(row["pending"]),
+            row["last_capture"] or "—",
+        )
+    console.print(table)
+
+
+@cli.command()
+@click.argument("link_id", type=int)
+@click.pass_context
+def show(ctx: click.Context, link_id: int) -> None:
+    """A link and its captures."""
+    from pipeline.catalog.queries import link_captures
+
+    with session_scope(_home(ctx).database_url) as session:
+        link, captures = link_captures(session, link_id)
+        place = ", ".join(filter(None, [link.country.name, link.city.name if link.city else None]))
+        console.print(f"[bold]Link {link.id}[/bold] {place} — {link.kind} “{link.label}”")
+        console.print(f"  url: {link.url}\n  status: {link.status}")
+        if link.final_url and link.final_url != link.url:
+            console.print(f"  final url: {link.final_url}")
+        table = Table()
+        for column in ("Capture", "Captured at", "Role", "HTTP", "Type", "Bytes", "URL", "WARC"):
+            table.add_column(column)
+        for c in captures:
+            table.add_row(
+                str(c.id),
+                c.captured_at.isoformat(timespec="seconds") + "Z",
+                c.role or "",
+                str(c.http_status or ""),
+                c.content_type or "",
+                str(c.size),
+                c.url,
+                f"{c.warc_file}@{c.warc_offset}",
+            )
+        console.print(table if captures else "  no captures yet")
+
+
+@cli.command()
+@click.argument("capture_id", type=int)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+def get(ctx: click.Context, capture_id: int, output: str) -> None:
+    """Write a capture's archived payload, decoded, to a file ('-' for stdout)."""
+    from sqlalchemy import select
+
+    from archive import decoded_payload, read_record
+    from pipeline.catalog.models import WarcFile
+    from pipeline.catalog.queries import get_capture
+
+    where = _home(ctx)
+    with session_scope(where.database_url) as session:
+        capture = get_capture(session, capture_id)
+        stored = session.scalar(select(WarcFile.path).where(WarcFile.name == capture.warc_file))
+    warc = Path(stored) if stored else where.warcs / capture.warc_file
+    if not warc.exists():
+        raise UserError(f"WARC file {warc} of capture {capture_id} is missing")
+    body = decoded_payload(read_record(warc, capture.warc_offset))
+    if output == "-":
+        sys.stdout.buffer.write(body)
+        return
+    Path(output).write_bytes(body)
+    console.print(f"Wrote {len(body)} bytes of {capture.url} to {output}")
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Archive the bundled offline replica world end to end and show what was found."""
+    from pipeline.replica import ReplicaWorld
+
+    where = paths(Path(ctx.obj.get("home") or paths().home) / "demo")
+    _reset_demo_home(where.home)
+    where.ensure()
+    (where.home / DEMO_MARKER).write_text("created by `linkarchive demo`; safe to delete\n")
+    # Only loopback: the demo must never reach another host.
+    os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
+    os.environ.setdefault("LINKARCHIVE_AUTOTHROTTLE_START_DELAY", "0.2")
+    with ReplicaWorld() as world:
+        console.print(f"Replica world up: index page at {world.index_url}")
+        console.print(f"Data home: {where.home}")
+        _run_crawl(where, source=world.index_url, batch_size=8)
+    from pipeline.catalog.queries import Selection, status_summary
+    from pipeline.catalog.queries import search as run_search
+
+    with session_scope(where.database_url) as session:
+        _status_table(status_summary(session))
+        rows = run_search(session, None, Selection(status="alive"), limit=5)
+        rows += run_search(session, None, Selection(kind="photo_gallery"), limit=2)
+    _emit(rows, "table", ["link_id", "country", "city", "kind", "status", "title", "images"])
+    console.print(
+        f"Try: linkarchive --home {where.home} search --country Germany --format json"
+    )
+
+
+def _reset_demo_home(home: Path) -> None:
+    """Start the demo afresh, deleting only a folder the demo itself created."""
+    if not home.exists():
+        return
+    if not (home / DEMO_MARKER).exists():
+        raise UserError(f"{home} exists and was not created by the demo; not touching it")
+    shutil.rmtree(home)
+
+
+@cli.command()
+def replica() -> None:
+    """Serve the offline replica world until Ctrl-C (for trying the crawler by hand)."""
+    from pipeline.replica import ReplicaWorld
+
+    with ReplicaWorld() as world:
+        for site, url in world.base_urls.items():
+            console.print(f"{site:>8}: {url}")
+        console.print(f"index page: {world.index_url}\nCtrl-C to stop.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        table = Table(show_lines=False)
+        for column in columns:
+            table.add_column(column.replace("_", " ").title(), overflow="fold")
+        for row in rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        console.print(table if rows else "No results.")
+
+
+# --- entry point ------------------------------------------------------------------------
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (UserError, SeedError, CatalogError, OSError)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from pipeline.catalog.queries import QueryError
+
+    return (*EXPECTED_ERRORS, QueryError)
+
+
+def _fail(message: str, code: int) -> int:
+    Console(stderr=True).print(f"linkarchive: error: {message}", highlight=False, soft_wrap=True)
+    return code
+
+
+def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> int:
+    """Run the CLI; expected failures become one line on stderr and a non-zero exit."""
+    try:
+        run(args=argv, prog_name="linkarchive", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelp:
+        return 0
+    except click.UsageError as exc:
+        hint = f" (try `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        return _fail(f"{exc.format_message()}{hint}", 2)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), exc.exit_code or 1)
+    except click.exceptions.Abort:
+        return _fail("aborted", 130)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return _fail("interrupted; everything already archived is kept", 130)
+    except Exception as exc:  # noqa: BLE001
+        if isinstance(exc, _expected_errors()):
+            return _fail(str(exc) or type(exc).__name__, 1)
+        if os.environ.get("LINKARCHIVE_DEBUG"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (LINKARCHIVE_DEBUG=1 shows details)", 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
