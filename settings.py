@@ -65,6 +65,9 @@ TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 DOWNLOADER_MIDDLEWARES = {
     # Refuse hosts outside LINKARCHIVE_ALLOWED_HOSTS (the demo and tests allow loopback only).
     "spiders.middlewares.HostAllowlistMiddleware": 50,
+    # Same place as Scrapy's CookiesMiddleware, without its download of the suffix list.
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
+    "spiders.middlewares.OfflineCookiesMiddleware": 700,
     # Above HttpCompressionMiddleware (590) and RedirectMiddleware (600): sees every
     # response, redirects and errors included, with its body still content-encoded.
     "spiders.middlewares.WarcCaptureMiddleware": 950,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from scrapy import Request
 from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares import cookies
+from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
+from tldextract import TLDExtract
 
 from spiders.warcstore import WarcStore
 
@@ -32,6 +35,21 @@ class HostAllowlistMiddleware:
         host = (urlparse_cached(request).hostname or "").lower()
         if host not in self.hosts:
             raise IgnoreRequest(f"host {host!r} is not in LINKARCHIVE_ALLOWED_HOSTS")
+
+
+class OfflineCookiesMiddleware(CookiesMiddleware):
+    """Scrapy's cookie handling, with tldextract's bundled public-suffix list.
+
+    Scrapy's own extractor downloads the list from the internet on first use; a crawl
+    must reach only the hosts it archives (and be reproducible), so we use the snapshot.
+    """
+
+    def __init__(self, debug: bool = False) -> None:
+        super().__init__(debug)
+        cookies._split_domain = _OFFLINE_SPLIT
+
+
+_OFFLINE_SPLIT = TLDExtract(suffix_list_urls=(), include_psl_private_domains=True)
 
 
 class WarcCaptureMiddleware:
