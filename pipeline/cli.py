@@ -208,9 +208,7 @@ def _progress(where: Paths, started: float) -> Iterator[None]:
             while not stop.wait(0.5):
                 try:
                     with session_scope(where.database_url) as session:
-                        run = session.scalar(
-                            select(CrawlRun).order_by(CrawlRun.id.desc()).limit(1)
-                        )
+                        run = session.scalar(select(CrawlRun).order_by(CrawlRun.id.desc()).limit(1))
                         if run is None or run.started_at.timestamp() < started - 5:
                             continue
                         totals = run_totals(session, run.id)
@@ -265,7 +263,9 @@ def search(
     with session_scope(_home(ctx).database_url) as session:
         rows = run_search(session, text, selection, since, until, limit)
     _emit(
-        rows, fmt, ["link_id", "country", "city", "kind", "status", "http_status", "title", "published"]
+        rows,
+        fmt,
+        ["link_id", "country", "city", "kind", "status", "http_status", "title", "published"],
     )
 
 
@@ -382,9 +382,7 @@ def demo(ctx: click.Context) -> None:
         rows = run_search(session, None, Selection(status="alive"), limit=5)
         rows += run_search(session, None, Selection(kind="photo_gallery"), limit=2)
     _emit(rows, "table", ["link_id", "country", "city", "kind", "status", "title", "images"])
-    console.print(
-        f"Try: linkarchive --home {where.home} search --country Germany --format json"
-    )
+    console.print(f"Try: linkarchive --home {where.home} search --country Germany --format json")
 
 
 def _reset_demo_home(home: Path) -> None:
@@ -453,8 +451,6 @@ def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> i
     """Run the CLI; expected failures become one line on stderr and a non-zero exit."""
     try:
         run(args=argv, prog_name="linkarchive", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp:
-        return 0
     except click.UsageError as exc:
         hint = f" (try `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         return _fail(f"{exc.format_message()}{hint}", 2)
@@ -471,7 +467,9 @@ def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> i
             return _fail(str(exc) or type(exc).__name__, 1)
         if os.environ.get("LINKARCHIVE_DEBUG"):
             raise
-        return _fail(f"unexpected {type(exc).__name__}: {exc} (LINKARCHIVE_DEBUG=1 shows details)", 1)
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (LINKARCHIVE_DEBUG=1 shows details)", 1
+        )
     return 0
 
 

@@ -72,25 +72,23 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
     records = 0
     for location, record in iter_records(path):
         records += 1
-        headers = record.headers
         if record.rec_type == "warcinfo":
             fields = _warc_fields(record.payload)
             run_id = int(fields[RUN_FIELD]) if fields.get(RUN_FIELD, "").isdigit() else None
         elif record.rec_type == "response":
-            payload_sha = _payload_sha256(headers.get("WARC-Payload-Digest"))
+            payload_sha = _payload_sha256(record.get("WARC-Payload-Digest"))
             if payload_sha is None:
                 from archive import sha256_hex  # other tools label sha1: recompute
 
                 payload_sha = sha256_hex(record.payload)
-            http_headers = dict((k.lower(), v) for k, v in record.http_headers or [])
             session.add(
                 Capture(
                     record_id=location.record_id,
                     run_id=run_id,
-                    url=headers.get("WARC-Target-URI", ""),
-                    captured_at=_parse_warc_date(headers["WARC-Date"]),
+                    url=record.target_uri or "",
+                    captured_at=_parse_warc_date(record.get("WARC-Date") or ""),
                     http_status=record.http_status,
-                    content_type=http_headers.get("content-type"),
+                    content_type=record.http_header("Content-Type"),
                     size=len(record.payload),
                     payload_sha256=payload_sha,
                     warc_file=location.filename,
@@ -100,14 +98,14 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
             )
             result.captures += 1
             result.bytes += len(record.payload)
-        elif record.rec_type == "metadata" and "json" in (headers.get("Content-Type") or ""):
+        elif record.rec_type == "metadata" and "json" in (record.content_type or ""):
             try:
                 context = json.loads(record.payload)
             except ValueError:
                 continue
             if isinstance(context, dict) and context.get("format") == METADATA_FORMAT:
                 contexts.append(
-                    (location.record_id, _parse_warc_date(headers["WARC-Date"]), context)
+                    (location.record_id, _parse_warc_date(record.get("WARC-Date") or ""), context)
                 )
     session.flush()
     for record_id, when, context in contexts:
