@@ -155,7 +155,8 @@ def _apply_context(session: Session, record_id: str, when: datetime, context: di
     role = context.get("role", "page")
     for capture in chain[:-1]:
         capture.link_id = capture.link_id or link.id
-        is_redirect = capture.http_status and 300 <= capture.http_status < 400
+        # A 3xx, or a 2xx that led on (a meta refresh), is a redirect; else a retried attempt.
+        is_redirect = capture.http_status is not None and 200 <= capture.http_status < 400
         capture.role = capture.role or ("redirect" if is_redirect else "attempt")
     final = chain[-1] if chain else None
     if final is not None:

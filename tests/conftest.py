@@ -1,0 +1,64 @@
+"""Shared fixtures: the replica world, one Prefect test server, and one crawled data home.
+
+Everything is real: HTTP servers on 127.0.0.1, SQLite files, a Prefect API server, and
+Scrapy subprocesses. The crawler is confined to loopback by LINKARCHIVE_ALLOWED_HOSTS.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Before Prefect is imported anywhere: a private Prefect home, quiet, no telemetry.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="linkarchive-prefect-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The crawler must never leave this machine, and needn't be slow on loopback.
+os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
+os.environ["LINKARCHIVE_AUTOTHROTTLE_START_DELAY"] = "0.05"
+os.environ["LINKARCHIVE_WARC_FSYNC"] = "0"
+os.environ.pop("LINKARCHIVE_DATABASE_URL", None)
+os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(scope="session")
+def world() -> Iterator[Any]:
+    """The offline replica world, served for the whole test session."""
+    from pipeline.replica import ReplicaWorld
+
+    with ReplicaWorld() as replica:
+        yield replica
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One temporary Prefect API server (and database) for the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def crawled(
+    world: Any, prefect_server: None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A data home into which the real flow has archived the whole replica world."""
+    from flows.crawl import crawl_flow
+
+    home = tmp_path_factory.mktemp("home")
+    result = crawl_flow(source=world.index_url, home=str(home), batch_size=6)
+    return {"home": home, "result": result, "world": world}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data home, set as LINKARCHIVE_HOME."""
+    monkeypatch.setenv("LINKARCHIVE_HOME", str(tmp_path / "data"))
+    return tmp_path / "data"
