@@ -31,7 +31,7 @@ from pipeline.seeds import DEFAULT_SOURCE, LINK_KINDS, SeedError
 
 STATUSES = ("pending", "alive", "redirected", "dead", "error")
 DEMO_MARKER = ".linkarchive-demo"
-console = Console()
+console = Console(soft_wrap=True, highlight=False)
 
 
 class UserError(Exception):
@@ -270,22 +270,29 @@ def search(
 
 
 @cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.pass_context
-def status(ctx: click.Context) -> None:
+def status(ctx: click.Context, fmt: str) -> None:
     """Per country and city: links, archived, dead, errors and last capture."""
     from pipeline.catalog.queries import status_summary
 
     with session_scope(_home(ctx).database_url) as session:
         rows = status_summary(session)
-    _status_table(rows)
+    if fmt == "table":
+        _status_table(rows)
+    else:
+        _emit(rows, fmt, list(rows[0]) if rows else [])
 
 
 def _status_table(rows: list[dict[str, Any]]) -> None:
     table = Table(title="Links per country and city")
-    for column in ("Country", "City", "Links", "Archived", "Dead", "Error", "Pending"):
-        table.add_column(column, justify="right" if column not in ("Country", "City") else "left")
-    table.add_column("Last capture")
+    table.add_column("Country", overflow="fold")
+    table.add_column("City", overflow="fold")
+    for column in ("Links", "Archived", "Dead", "Error", "Pending"):
+        table.add_column(column, justify="right")
+    table.add_column("Last capture (UTC)", overflow="fold")
     for row in rows:
+        last = row["last_capture"]
         table.add_row(
             row["country"],
             row["city"] or "—",
@@ -294,7 +301,7 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
             str(row["dead"]),
             str(row["error"]),
             str(row["pending"]),
-            row["last_capture"] or "—",
+            last[:16].replace("T", " ") if last else "—",
         )
     console.print(table)
 

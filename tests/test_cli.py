@@ -1,0 +1,201 @@
+"""The command line: results on a crawled catalog, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.replica.content import LINKS
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def search_json(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> list[dict]:
+    code, out, err = run(capsys, "--home", str(home), "search", "--format", "json", *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+FIELDS = {
+    "link_id", "country", "city", "kind", "label", "url", "status", "http_status", "final_url",
+    "captured_at", "capture_id", "title", "description", "author", "published", "language",
+    "images", "warc_file",
+}  # fmt: skip
+
+
+def test_search_json_has_every_field_for_every_link(
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = search_json(capsys, crawled["home"], "--limit", "1000")
+    assert len(rows) == len({(s.site, s.path) for s in LINKS})
+    assert all(set(row) >= FIELDS for row in rows)
+    moscow = next(r for r in rows if r["city"] == "Moscow")
+    assert moscow["title"].startswith("В Москве")
+    assert moscow["published"] == "2020-10-10"
+    assert moscow["language"] == "ru"
+    assert moscow["warc_file"].endswith(".warc.gz")
+    tallinn = next(r for r in rows if r["city"] == "Tallinn")
+    assert tallinn["kind"] == "photo_gallery"
+    assert tallinn["images"] >= 12  # every full-size photo of its three pages
+
+
+def test_search_filters(crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    home = crawled["home"]
+    germany = search_json(capsys, home, "--country", "Germany")
+    assert {r["city"] for r in germany} == {"Berlin", "Munich", "Hamburg"}
+    assert [r["city"] for r in search_json(capsys, home, "--city", "München")] == ["Munich"]
+    assert [r["city"] for r in search_json(capsys, home, "--status", "dead")] == ["Hamburg"]
+    later = search_json(capsys, home, "--since", "2020-10-11")
+    assert [r["city"] for r in later] == ["Ottawa"]
+    galleries = search_json(capsys, home, "--kind", "photo_gallery")
+    assert {r["city"] for r in galleries} == {"Tallinn", "London"}
+
+
+def test_search_text_is_unicode_case_insensitive(
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = search_json(capsys, crawled["home"], "МОСКВЕ")
+    assert [r["city"] for r in rows] == ["Moscow"]
+    assert search_json(capsys, crawled["home"], "no such words anywhere") == []
+
+
+def test_search_csv(crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--home", str(crawled["home"]), "search", "--format", "csv")
+    assert code == 0
+    header = out.splitlines()[0].split(",")
+    assert header[:3] == ["link_id", "country", "city"]
+
+
+def test_status_lists_every_place_even_without_links(
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--home", str(crawled["home"]), "status", "--format", "json")
+    assert code == 0
+    rows = {(r["country"], r["city"]): r for r in json.loads(out)}
+    assert rows[("Belgium", "Brussels")]["links"] == 0
+    assert rows[("Germany", "Hamburg")]["dead"] == 1
+    assert rows[("Lithuania", "Vilnius")]["archived"] == 3
+    assert rows[("Switzerland", None)]["archived"] == 1
+    assert all(r["pending"] == 0 for r in rows.values())
+    code, table, _ = run(capsys, "--home", str(crawled["home"]), "status")
+    assert code == 0 and "Belgium" in table
+
+
+def test_show_lists_captures(crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    rows = search_json(capsys, crawled["home"], "--city", "Ottawa")
+    code, out, _ = run(capsys, "--home", str(crawled["home"]), "show", str(rows[0]["link_id"]))
+    assert code == 0
+    assert "redirect" in out and "301" in out and "ottawa-solidarity-rally" in out
+
+
+def test_get_writes_decoded_payload(
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    world = crawled["world"]
+    spec = next(s for s in LINKS if "gzip" in s.demonstrates)
+    rows = search_json(capsys, crawled["home"], "--city", "Copenhagen", "--kind", "report")
+    target = tmp_path / "page.html"
+    code, _, err = run(
+        capsys, "--home", str(crawled["home"]), "get", str(rows[0]["capture_id"]), "-o", str(target)
+    )
+    assert code == 0, err
+    sent = world.sent(spec.site, spec.path)[-1]
+    body = sent.split(b"\r\n\r\n", 1)[1]
+    assert target.read_bytes() == gzip.decompress(body)
+
+
+def test_seeds_import_is_idempotent_and_lists(
+    world: Any, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "seeds", "import", world.index_url)
+    assert code == 0, err
+    assert "new links" in out
+    code, again, _ = run(capsys, "seeds", "import", world.index_url)
+    assert code == 0
+    assert "0 new countries, 0 new cities, 0 new links" in again
+    code, listed, _ = run(capsys, "seeds", "list", "--format", "json")
+    links = json.loads(listed)
+    assert len(links) == len({(s.site, s.path) for s in LINKS})
+    copenhagen = {r["kind"] for r in links if r["city"] == "Copenhagen"}
+    assert copenhagen == {"report", "video"}
+    assert next(r for r in links if r["city"] == "Copenhagen")["city_original"] == "Kopenhagen"
+
+
+def test_seeds_import_csv(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "seeds.csv"
+    source.write_text(
+        "country,city,kind,label,url\n"
+        "Germany,Berlin,report,link report,http://127.0.0.1:9/berlin\n"
+        "Poland,Warsaw,photo_gallery,photo gallery,http://127.0.0.1:9/warsaw\n",
+        encoding="utf-8",
+    )
+    code, _, err = run(capsys, "seeds", "import", str(source))
+    assert code == 0, err
+    code, listed, _ = run(capsys, "seeds", "list", "--format", "json")
+    assert {(r["country"], r["city"], r["kind"]) for r in json.loads(listed)} == {
+        ("Germany", "Berlin", "report"),
+        ("Poland", "Warsaw", "photo_gallery"),
+    }
+
+
+BAD_INPUT = [
+    ("seeds", "import", "/no/such/file.html"),
+    ("seeds", "import", "notes.txt"),
+    ("seeds", "import", "http://127.0.0.1:9/refused"),
+    ("seeds", "import", "htp:/broken url"),
+    ("seeds", "list", "--country", "Atlantis"),
+    ("crawl", "--country", "Atlantis"),
+    ("crawl", "--kind", "podcast"),
+    ("search", "--since", "10/10/2020"),
+    ("search", "--since", "2020-10-12", "--until", "2020-10-01"),
+    ("search", "--city", "Atlantis"),
+    ("search", "--status", "lost"),
+    ("search", "--limit", "0"),
+    ("show", "999999"),
+    ("show", "abc"),
+    ("get", "999999", "-o", "out.html"),
+    ("get", "1"),
+    ("no-such-command",),
+]
+
+
+@pytest.mark.parametrize("args", BAD_INPUT, ids=" ".join)
+def test_bad_input_gives_one_clear_line(
+    args: tuple[str, ...], home: Path, capsys: pytest.CaptureFixture[str], world: Any
+) -> None:
+    run(capsys, "seeds", "import", world.index_url)
+    code, _, err = run(capsys, *args)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("linkarchive: error: ")
+    assert "Traceback" not in err
+
+
+def test_crawl_of_an_empty_catalog_fails_cleanly(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "crawl")
+    assert code == 1
+    assert err == "linkarchive: error: no links match the selection: import seeds first\n"
+
+
+def test_get_to_missing_directory_fails_cleanly(
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = search_json(capsys, crawled["home"], "--city", "Riga")
+    code, _, err = run(
+        capsys,
+        "--home", str(crawled["home"]), "get", str(rows[0]["capture_id"]), "-o", "/no/such/dir/x",
+    )  # fmt: skip
+    assert code != 0
+    assert err.startswith("linkarchive: error: ") and len(err.strip().splitlines()) == 1
