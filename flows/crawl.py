@@ -139,7 +139,7 @@ def crawl_flow(
     failed_links: list[int] = []
     batches_failed = 0
     for future in as_completed(list(futures)):
-        if future.state.is_failed():
+        if isinstance(future.result(raise_on_failure=False), BaseException):
             batches_failed += 1
             failed_links += [link["link_id"] for link in futures[future]]
         index_new_warcs(home)  # closed files of failed attempts are valid too

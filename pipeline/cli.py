@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline.catalog import CatalogError, session_scope
+from pipeline.catalog.db import forget_engine
 from pipeline.config import Paths, paths
 from pipeline.seeds import DEFAULT_SOURCE, LINK_KINDS, SeedError
 
@@ -398,6 +399,7 @@ def _reset_demo_home(home: Path) -> None:
         return
     if not (home / DEMO_MARKER).exists():
         raise UserError(f"{home} exists and was not created by the demo; not touching it")
+    forget_engine(paths(home).database_url)
     shutil.rmtree(home)
 
 
@@ -450,7 +452,10 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def _fail(message: str, code: int) -> int:
-    Console(stderr=True).print(f"linkarchive: error: {message}", highlight=False, soft_wrap=True)
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    Console(stderr=True).print(
+        f"linkarchive: error: {first_line}", highlight=False, soft_wrap=True, markup=False
+    )
     return code
 
 

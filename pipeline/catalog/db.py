@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
+from threading import Lock
 
 from alembic import command
 from alembic.config import Config
@@ -34,17 +34,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     )
 
 
-@cache
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = Lock()
+
+
 def engine_for(url: str) -> Engine:
-    """Create (once per process) the engine for a catalog URL and bring its schema up to date."""
-    try:
-        engine = create_engine(url)
-    except (ArgumentError, ImportError, ValueError) as exc:
-        raise CatalogError(f"cannot open catalog {url!r}: {exc}") from exc
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    upgrade(engine)
-    return engine
+    """The engine of a catalog URL, created once per process with its schema up to date."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            try:
+                engine = create_engine(url)
+            except (ArgumentError, ImportError, ValueError) as exc:
+                raise CatalogError(f"cannot open catalog {url!r}: {exc}") from exc
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            upgrade(engine)
+            _ENGINES[url] = engine
+        return engine
+
+
+def forget_engine(url: str) -> None:
+    """Close and forget a catalog's engine (before its database file is removed)."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.pop(url, None)
+    if engine is not None:
+        engine.dispose()
 
 
 def upgrade(engine: Engine) -> None:
