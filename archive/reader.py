@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
@@ -272,7 +273,7 @@ def iter_records(
                 reason = f"{type(exc).__name__}: {exc}"
                 break
             problem = _incomplete(rec, block, it)
-            if problem or offset != end:
+            if problem or not _only_separators(fh, end, offset):
                 reason = problem or f"unexpected bytes before offset {offset}"
                 break
             stored = _stored(rec, block)
@@ -280,10 +281,26 @@ def iter_records(
             yield location, stored
             end = offset + length
         it.close()
-    if reason is None and end != size:
+    if reason is None and end != size and not _only_separators_at(real, end, size):
         reason = f"{size - end} trailing bytes are not a complete record"
     if reason is not None and strict:
         raise TruncatedWarcError(real, end, reason)
+
+
+def _only_separators(fh: BinaryIO, start: int, stop: int) -> bool:
+    """True if the bytes between two records are only the CRLFs that end a record.
+
+    An uncompressed WARC puts ``\r\n\r\n`` after each record, which warcio does not
+    count in a record's length; gzip members abut. Read without moving ``fh``.
+    """
+    if stop < start:
+        return False
+    return stop == start or not os.pread(fh.fileno(), stop - start, start).strip(b"\r\n")
+
+
+def _only_separators_at(path: Path, start: int, stop: int) -> bool:
+    with open(path, "rb") as fh:
+        return _only_separators(fh, start, stop)
 
 
 # ----------------------------------------------------------------------------- payloads

@@ -466,3 +466,43 @@ def test_warcio_index_offsets_match_locations(tmp_path: Path) -> None:
     ours = [(loc.offset, loc.length) for loc, _ in iter_records(path)]
     assert ours == [(int(r["offset"]), int(r["length"])) for r in rows]
     assert ours[-1][0] + ours[-1][1] == path.stat().st_size
+
+
+def test_reads_other_tools_uncompressed_warcs_with_record_separators(tmp_path: Path) -> None:
+    """wget writes uncompressed WARC/1.0 with CRLFCRLF after each record: all readable."""
+    import shutil
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    wget = shutil.which("wget")
+    if wget is None:
+        pytest.skip("wget not installed")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b"<html><body><img src='/a.png'></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html" if self.path == "/" else "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        subprocess.run(
+            [wget, "-q", "-p", "--no-warc-compression", "--warc-file", str(tmp_path / "w"),
+             "-P", str(tmp_path / "files"), url],
+            check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    records = list(iter_records(tmp_path / "w.warc"))
+    types = [record.rec_type for _, record in records]
+    assert types.count("response") >= 2 and types[0] == "warcinfo"
+    assert all(verify_record(record) == [] for _, record in records)
