@@ -34,7 +34,9 @@ class _Asset:
 
     role: str
     waiting: list[dict[str, Any]] = field(default_factory=list)
+    attached: set[int] = field(default_factory=set)  # link ids already given this asset
     done: dict[str, Any] | None = None  # the item fields once fetched
+    children: list[str] = field(default_factory=list)  # what a stylesheet imports
 
 
 def _content_type(response: Response) -> str:
@@ -92,10 +94,12 @@ class LinkSpider(scrapy.Spider):
     def _asset_requests(
         self, link: dict[str, Any], urls: list[str], role: str
     ) -> Iterator[scrapy.Request | dict[str, Any]]:
+        """Attach ``link`` to each asset, fetching an asset only the first time it is seen."""
         for url in urls:
             asset = self._assets.get(url)
             if asset is None:
-                self._assets[url] = _Asset(role=role, waiting=[link])
+                asset = self._assets[url] = _Asset(role=role, waiting=[link])
+                asset.attached.add(link["link_id"])
                 yield scrapy.Request(
                     url,
                     callback=self.parse_asset,
@@ -104,10 +108,15 @@ class LinkSpider(scrapy.Spider):
                     priority=-1,
                     meta={"la_link": link, "la_role": role, "download_slot": urlsplit(url).netloc},
                 )
-            elif asset.done is not None:
-                yield {**asset.done, "link": link, "role": role}
-            elif all(w["link_id"] != link["link_id"] for w in asset.waiting):
-                asset.waiting.append(link)
+            elif link["link_id"] in asset.attached:
+                continue
+            else:
+                asset.attached.add(link["link_id"])
+                if asset.done is None:
+                    asset.waiting.append(link)
+                else:
+                    yield {**asset.done, "link": link, "role": role}
+                    yield from self._asset_requests(link, asset.children, "requisite")
 
     # --- callbacks ----------------------------------------------------------------------
     def parse_page(self, response: Response) -> Iterator[scrapy.Request | dict[str, Any]]:
@@ -146,21 +155,16 @@ class LinkSpider(scrapy.Spider):
 
     def parse_asset(self, response: Response) -> Iterator[scrapy.Request | dict[str, Any]]:
         """An image, stylesheet, script or media file: record it for every link needing it."""
-        asset = self._assets[response.request.url if response.request else response.url]
-        fields = {
-            "url": response.request.url if response.request else response.url,
-            "final_url": response.url,
-            "chain": response.meta.get("la_records", []),
-        }
-        asset.done = fields
-        for link in asset.waiting:
-            yield {**fields, "link": link, "role": asset.role}
+        url = response.request.url if response.request else response.url
+        asset = self._assets[url]
+        asset.done = {"url": url, "final_url": response.url,
+                      "chain": response.meta.get("la_records", [])}  # fmt: skip
         if _content_type(response) == "text/css" and isinstance(response, TextResponse):
-            first = asset.waiting[0]
-            yield from self._asset_requests(
-                first, find_css_requisites(response.text, response.url), "requisite"
-            )
-        asset.waiting = []
+            asset.children = find_css_requisites(response.text, response.url)
+        waiting, asset.waiting = asset.waiting, []
+        for link in waiting:
+            yield {**asset.done, "link": link, "role": asset.role}
+            yield from self._asset_requests(link, asset.children, "requisite")
 
     def failed(self, failure: Failure) -> Iterator[dict[str, Any]]:
         """A request that got no usable response: recorded, never fatal."""

@@ -188,3 +188,21 @@ def test_crawl_never_left_loopback(crawled: dict[str, Any]) -> None:
     with session_scope(_db(crawled)) as session:
         hosts = {urlsplit(url).hostname for url in session.scalars(select(Capture.url))}
     assert hosts == {"127.0.0.1"}
+
+
+def test_shared_requisites_belong_to_every_link_that_needs_them(crawled: dict[str, Any]) -> None:
+    """Fetched once per crawl process, but recorded for each link (and what CSS imports too)."""
+    world = crawled["world"]
+    background = world.url("cdn", "/static/bg.png")  # imported by site.css, not by any page
+    with session_scope(_db(crawled)) as session:
+        html_links = [
+            link
+            for link in session.scalars(
+                select(Link).where(Link.status.in_(("alive", "redirected")))
+            )
+            if not link.url.endswith(".pdf")
+        ]
+        assert len(html_links) > 15
+        for link in html_links:
+            urls = set(session.scalars(select(Media.url).where(Media.link_id == link.id)))
+            assert background in urls, link.url
