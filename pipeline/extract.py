@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag
 
 import htmldate
 import lxml.html
@@ -30,6 +30,8 @@ from extruct.opengraph import OpenGraphExtractor
 from lxml import etree
 from trafilatura.utils import detect_encoding
 from w3lib.encoding import html_to_unicode
+
+from pipeline.pagestructure import absolute_url
 
 __all__ = ["PageMetadata", "decode_html", "extract_metadata"]
 
@@ -259,17 +261,7 @@ def _detect_language(text: str | None) -> str | None:
 
 def _absolute(raw: Any, base: str) -> str | None:
     """``raw`` resolved against ``base`` if it gives an http(s) URL; the fragment is kept."""
-    value = _clean(raw)
-    if not value:
-        return None
-    try:
-        url = urljoin(base, value)
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    return url
+    return absolute_url(_clean(raw), base, keep_fragment=True)
 
 
 def _dedupe(values: Iterable[str | None]) -> list[str]:

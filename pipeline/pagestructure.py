@@ -133,7 +133,7 @@ class GalleryPage:
 # --------------------------------------------------------------------------- helpers
 
 
-def _absolute(raw: str | None, base_url: str) -> str | None:
+def absolute_url(raw: str | None, base_url: str, *, keep_fragment: bool = False) -> str | None:
     """Resolve ``raw`` against ``base_url``; None unless the result is an http(s) URL."""
     if not raw:
         return None
@@ -142,7 +142,9 @@ def _absolute(raw: str | None, base_url: str) -> str | None:
     if not value:
         return None
     try:
-        url = urldefrag(urljoin(base_url, value))[0]
+        url = urljoin(base_url, value)
+        if not keep_fragment:
+            url = urldefrag(url)[0]
         parts = urlsplit(url)
     except ValueError:
         return None
@@ -160,7 +162,7 @@ class _UrlList:
         self.urls: list[str] = []
 
     def add(self, raw: str | None, base_url: str | None = None) -> str | None:
-        url = _absolute(raw, base_url or self.base_url)
+        url = absolute_url(raw, base_url or self.base_url)
         if url and url not in self._seen:
             self._seen.add(url)
             self.urls.append(url)
@@ -179,7 +181,7 @@ def _document_base(soup: BeautifulSoup, base_url: str) -> str:
     """The document base URL: the first ``<base href>`` resolved against ``base_url``."""
     base = soup.find("base", href=True)
     if isinstance(base, Tag):
-        resolved = _absolute(_attr(base, "href"), base_url)
+        resolved = absolute_url(_attr(base, "href"), base_url)
         if resolved:  # a javascript:/data: base is ignored, as browsers do
             return resolved
     return base_url
@@ -251,7 +253,7 @@ def _srcset_best(srcsets: Iterable[str], base_url: str) -> str | None:
     best_x: tuple[float, str] | None = None
     for srcset in srcsets:
         for raw, kind, value in _parse_srcset(srcset):
-            url = _absolute(raw, base_url)
+            url = absolute_url(raw, base_url)
             if url is None:
                 continue
             if kind == "w":
@@ -427,7 +429,7 @@ def _linked_original(img: Tag, base: str) -> str | None:
             depth += 1
         if ancestor.name == "a":
             for attr in ("href", "data-full", "data-large", "data-src"):
-                url = _absolute(_attr(ancestor, attr), base)
+                url = absolute_url(_attr(ancestor, attr), base)
                 if url and _is_image_url(url):
                     return url
     picture = _enclosing_picture(img)
@@ -436,7 +438,7 @@ def _linked_original(img: Tag, base: str) -> str | None:
         images_here = parent.find_all("img")
         if len(images_here) == 1:
             for link in parent.find_all("a", href=True):
-                url = _absolute(_attr(link, "href"), base)
+                url = absolute_url(_attr(link, "href"), base)
                 if url and _is_image_url(url):
                     return url
     return None
@@ -448,7 +450,7 @@ def _best_image(img: Tag, base: str) -> str | None:
     if original:
         return original
     for attr in _FULL_SRC_ATTRS:
-        url = _absolute(_attr(img, attr), base)
+        url = absolute_url(_attr(img, attr), base)
         if url:
             return url
     srcsets = [s for a in _SRCSET_ATTRS if (s := _attr(img, a))]
@@ -460,12 +462,12 @@ def _best_image(img: Tag, base: str) -> str | None:
     if url:
         return url
     for attr in _LAZY_SRC_ATTRS:
-        url = _absolute(_attr(img, attr), base)
+        url = absolute_url(_attr(img, attr), base)
         if url:
             return url
     src = _attr(img, "src")
     if src and not _PLACEHOLDER_RE.search(src):
-        return _absolute(src, base)
+        return absolute_url(src, base)
     return None
 
 
@@ -525,11 +527,11 @@ def parse_gallery(html: str, base_url: str) -> GalleryPage:
             if tag.name == "img":
                 images.add(_best_image(tag, base))
             else:
-                url = _absolute(_attr(tag, "href"), base)
+                url = absolute_url(_attr(tag, "href"), base)
                 if url and _is_image_url(url):
                     images.add(url)
 
-    page_url = _absolute(base_url, base_url) or base_url
+    page_url = absolute_url(base_url, base_url) or base_url
     pages = _UrlList(base)
     links: list[Tag] = []
     for tag in page.tags:
@@ -542,7 +544,7 @@ def parse_gallery(html: str, base_url: str) -> GalleryPage:
             # A plain <nav> may be the site menu or a language switcher: keep page-like links.
             links.extend(a for a in container.find_all("a", href=True) if _looks_like_page_link(a))
     for link in links:
-        url = _absolute(_attr(link, "href"), base)
+        url = absolute_url(_attr(link, "href"), base)
         if url and _same_gallery(url, page_url):
             pages.add(url)
     return GalleryPage(images=images.urls, next_pages=pages.urls)
@@ -591,7 +593,7 @@ def find_media(html: str, base_url: str) -> list[str]:
             current[prefix][1][0] = content.lower()
     for urls, (mime,) in groups:
         for raw in urls:
-            url = _absolute(raw, base)
+            url = absolute_url(raw, base)
             plain = url and (_is_media_url(url) or mime.startswith(("video/", "audio/")))
             if url and plain and not _is_manifest(url, mime):
                 found.add(url)
@@ -603,7 +605,7 @@ def find_media(html: str, base_url: str) -> list[str]:
             if parent is None or parent.name == "picture":
                 continue
         for attr in ("src", "data-src"):
-            url = _absolute(_attr(tag, attr), base)
+            url = absolute_url(_attr(tag, attr), base)
             if url and not _is_manifest(url, mime):
                 found.add(url)
     return found.urls

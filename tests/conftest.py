@@ -7,6 +7,7 @@ Scrapy subprocesses. The crawler is confined to loopback by LINKARCHIVE_ALLOWED_
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,18 @@ os.environ["LINKARCHIVE_AUTOTHROTTLE_START_DELAY"] = "0.05"
 os.environ["LINKARCHIVE_WARC_FSYNC"] = "0"
 os.environ.pop("LINKARCHIVE_DATABASE_URL", None)
 os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if it tries to open any network connection, loopback included."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +78,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

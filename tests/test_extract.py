@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import socket
 import time
 
 import pytest
@@ -28,16 +27,7 @@ BODY_EN = (
 )
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any test that tries to open a network connection."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 # --------------------------------------------------------------------------- JSON-LD
