@@ -14,16 +14,18 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.catalog import CatalogError, session_scope
 from pipeline.catalog.db import forget_engine
@@ -32,7 +34,14 @@ from pipeline.seeds import DEFAULT_SOURCE, LINK_KINDS, SeedError
 
 STATUSES = ("pending", "alive", "redirected", "dead", "error")
 DEMO_MARKER = ".linkarchive-demo"
-console = Console(soft_wrap=True, highlight=False)
+LONG_FIELDS = ("title", "url", "label", "final_url", "description", "author")
+# A terminal's width is respected; piped output is not squeezed into 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def say(text: str) -> None:
+    """Print one plain message line: no markup (it may hold archived text), no wrapping."""
+    console.print(text, soft_wrap=True, markup=False)
 
 
 class UserError(Exception):
@@ -93,7 +102,7 @@ def seeds_import(ctx: click.Context, source: str) -> None:
         location, entries = load_source(source)
     with session_scope(where.database_url) as session:
         result = import_entries(session, location, entries)
-    console.print(
+    say(
         f"Imported {result.entries} entries from {location}: "
         f"{result.countries_added} new countries, {result.cities_added} new cities, "
         f"{result.links_added} new links ({result.links_total} links listed)."
@@ -173,7 +182,7 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
             home=str(where.home),
             **selection,
         )
-    console.print(
+    say(
         f"Crawl run {result['run_id']} {result['status']}: {result['links_done']} of "
         f"{result['links_total']} links, {result['captures']} captures, "
         f"{result['bytes_archived'] / 1e6:.1f} MB archived in {time.time() - started:.0f} s."
@@ -266,7 +275,7 @@ def search(
     _emit(
         rows,
         fmt,
-        ["link_id", "country", "city", "kind", "status", "http_status", "title", "published"],
+        ["link_id", "country", "city", "kind", "status", "published", "title"],
     )
 
 
@@ -286,25 +295,44 @@ def status(ctx: click.Context, fmt: str) -> None:
 
 
 def _status_table(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="Links per country and city")
-    table.add_column("Country", overflow="fold")
-    table.add_column("City", overflow="fold")
-    for column in ("Links", "Archived", "Dead", "Error", "Pending"):
-        table.add_column(column, justify="right")
-    table.add_column("Last capture (UTC)", overflow="fold")
-    for row in rows:
-        last = row["last_capture"]
-        table.add_row(
+    cells = [
+        [
             row["country"],
             row["city"] or "—",
-            str(row["links"]),
-            str(row["archived"]),
-            str(row["dead"]),
-            str(row["error"]),
-            str(row["pending"]),
-            last[:16].replace("T", " ") if last else "—",
+            *(str(row[k]) for k in ("links", "archived", "dead", "error", "pending")),
+            row["last_capture"][:16].replace("T", " ") if row["last_capture"] else "—",
+        ]
+        for row in rows
+    ]
+    headers = ["Country", "City", "Links", "Arch.", "Dead", "Err.", "Pend.", "Last (UTC)"]
+    console.print(_table(headers, cells, title="Links per country and city", numeric=range(2, 7)))
+
+
+def _table(
+    headers: list[str],
+    cells: list[list[str]],
+    *,
+    title: str | None = None,
+    numeric: Iterable[int] = (),
+    flexible: Iterable[int] = (),
+) -> Table:
+    """A compact table: short columns keep their full width, ``flexible`` ones give way."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    numeric, flexible = set(numeric), set(flexible)
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    fixed = sum(w for i, w in enumerate(widths) if i not in flexible) + 2 * len(headers)
+    share = max(12, (console.width - fixed) // len(flexible)) if flexible else 0
+    for index, header in enumerate(headers):
+        width = min(widths[index], share) if index in flexible else widths[index]
+        table.add_column(
+            header, justify="right" if index in numeric else "left", no_wrap=True, width=width
         )
-    console.print(table)
+    for row in cells:
+        texts = [Text(cell) for cell in row]  # archived text is data, never markup
+        for index in flexible:
+            texts[index].truncate(share, overflow="ellipsis")
+        table.add_row(*texts)
+    return table
 
 
 @cli.command()
@@ -317,25 +345,28 @@ def show(ctx: click.Context, link_id: int) -> None:
     with session_scope(_home(ctx).database_url) as session:
         link, captures = link_captures(session, link_id)
         place = ", ".join(filter(None, [link.country.name, link.city.name if link.city else None]))
-        console.print(f"[bold]Link {link.id}[/bold] {place} — {link.kind} “{link.label}”")
-        console.print(f"  url: {link.url}\n  status: {link.status}")
+        say(f"Link {link.id}: {place} — {link.kind} “{link.label}”")
+        say(f"  url: {link.url}\n  status: {link.status}")
         if link.final_url and link.final_url != link.url:
-            console.print(f"  final url: {link.final_url}")
-        table = Table()
-        for column in ("Capture", "Captured at", "Role", "HTTP", "Type", "Bytes", "URL", "WARC"):
-            table.add_column(column)
-        for c in captures:
-            table.add_row(
+            say(f"  final url: {link.final_url}")
+        headers = ["Capture", "Captured at", "Role", "HTTP", "Type", "Bytes", "URL", "WARC"]
+        cells = [
+            [
                 str(c.id),
                 c.captured_at.isoformat(timespec="seconds") + "Z",
                 c.role or "",
                 str(c.http_status or ""),
-                c.content_type or "",
+                (c.content_type or "").split(";")[0],
                 str(c.size),
                 c.url,
                 f"{c.warc_file}@{c.warc_offset}",
-            )
-        console.print(table if captures else "  no captures yet")
+            ]
+            for c in captures
+        ]
+        if not captures:
+            say("  no captures yet")
+            return
+        console.print(_table(headers, cells, numeric=[0, 3, 5], flexible=[6, 7]))
 
 
 @cli.command()
@@ -362,7 +393,7 @@ def get(ctx: click.Context, capture_id: int, output: str) -> None:
         sys.stdout.buffer.write(body)
         return
     Path(output).write_bytes(body)
-    console.print(f"Wrote {len(body)} bytes of {capture.url} to {output}")
+    say(f"Wrote {len(body)} bytes of {capture.url} to {output}")
 
 
 @cli.command()
@@ -379,18 +410,22 @@ def demo(ctx: click.Context) -> None:
     os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
     os.environ.setdefault("LINKARCHIVE_AUTOTHROTTLE_START_DELAY", "0.2")
     with ReplicaWorld() as world:
-        console.print(f"Replica world up: index page at {world.index_url}")
-        console.print(f"Data home: {where.home}")
+        say(f"Replica world up: index page at {world.index_url}")
+        say(f"Data home: {where.home}")
         _run_crawl(where, source=world.index_url, batch_size=8)
     from pipeline.catalog.queries import Selection, status_summary
     from pipeline.catalog.queries import search as run_search
 
     with session_scope(where.database_url) as session:
         _status_table(status_summary(session))
-        rows = run_search(session, None, Selection(status="alive"), limit=5)
-        rows += run_search(session, None, Selection(kind="photo_gallery"), limit=2)
-    _emit(rows, "table", ["link_id", "country", "city", "kind", "status", "title", "images"])
-    console.print(f"Try: linkarchive --home {where.home} search --country Germany --format json")
+        picks = run_search(session, None, Selection(status="alive"), limit=4)
+        picks += run_search(session, None, Selection(kind="photo_gallery"), limit=2)
+        picks += run_search(session, None, Selection(status="redirected"), limit=1)
+        picks += run_search(session, None, Selection(status="dead"), limit=1)
+    say("\nA few of the archived links:")
+    rows = list({row["link_id"]: row for row in picks}.values())
+    _emit(rows, "table", ["link_id", "city", "kind", "status", "images", "title"])
+    say(f"Try: linkarchive --home {where.home} search --country Germany --format json")
 
 
 def _reset_demo_home(home: Path) -> None:
@@ -410,8 +445,8 @@ def replica() -> None:
 
     with ReplicaWorld() as world:
         for site, url in world.base_urls.items():
-            console.print(f"{site:>8}: {url}")
-        console.print(f"index page: {world.index_url}\nCtrl-C to stop.")
+            say(f"{site:>8}: {url}")
+        say(f"index page: {world.index_url}\nCtrl-C to stop.")
         try:
             while True:
                 time.sleep(3600)
@@ -432,12 +467,10 @@ def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
         writer.writerows(rows)
         click.echo(buffer.getvalue(), nl=False)
     else:
-        table = Table(show_lines=False)
-        for column in columns:
-            table.add_column(column.replace("_", " ").title(), overflow="fold")
-        for row in rows:
-            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-        console.print(table if rows else "No results.")
+        headers = [column.replace("_", " ").title() for column in columns]
+        cells = [["" if row.get(c) is None else str(row[c]) for c in columns] for row in rows]
+        flexible = [i for i, c in enumerate(columns) if c in LONG_FIELDS]
+        console.print(_table(headers, cells, flexible=flexible) if rows else "No results.")
 
 
 # --- entry point ------------------------------------------------------------------------
