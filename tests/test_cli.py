@@ -147,6 +147,21 @@ def test_seeds_import_csv(home: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     }
 
 
+def test_archived_text_is_printed_literally_not_as_markup(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "seeds.csv"
+    source.write_text(
+        "country,city,kind,label,url\n"
+        "Germany,Berlin,report,[bold red]not markup[/],http://127.0.0.1:9/x\n",
+        encoding="utf-8",
+    )
+    assert run(capsys, "seeds", "import", str(source))[0] == 0
+    code, out, err = run(capsys, "seeds", "list")
+    assert code == 0, err
+    assert "[bold red]not markup[/]" in out
+
+
 BAD_INPUT = [
     ("seeds", "import", "/no/such/file.html"),
     ("seeds", "import", "notes.txt"),

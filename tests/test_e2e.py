@@ -150,8 +150,17 @@ def test_warc_files_are_valid_and_the_catalog_points_at_real_records(
         text=True,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    problems = [p for f in files for _, rec in iter_records(f) for p in verify_record(rec)]
-    assert problems == []
+    records = [rec for f in files for _, rec in iter_records(f)]
+    assert [p for rec in records for p in verify_record(rec)] == []
+    assert all(rec.get("WARC-Payload-Digest", "").startswith("sha256:") for rec in records
+               if rec.rec_type in ("response", "request"))  # fmt: skip
+    # Each file starts with its warcinfo; each response has its request beside it.
+    for f in files:
+        first = next(iter_records(f))[1]
+        assert first.rec_type == "warcinfo"
+    responses = {rec.record_id for rec in records if rec.rec_type == "response"}
+    concurrent = {rec.get("WARC-Concurrent-To") for rec in records if rec.rec_type == "request"}
+    assert responses == concurrent
     with session_scope(_db(crawled)) as session:
         indexed = {w.name for w in session.scalars(select(WarcFile))}
         assert indexed == {f.name for f in files}
