@@ -18,6 +18,7 @@ from prefect import flow, task
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from pipeline.batching import shard_by_host
 from pipeline.catalog import session_scope
 from pipeline.catalog.importer import import_entries
 from pipeline.catalog.queries import Selection, link_context, select_links
@@ -27,6 +28,8 @@ from pipeline.indexer import index_files
 from pipeline.seeds import load_source
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Crawl processes at a time: one per core by default.
+PARALLEL_BATCHES = int(os.environ.get("LINKARCHIVE_PARALLEL_BATCHES", os.cpu_count() or 2))
 
 
 class BatchFailed(RuntimeError):
@@ -44,15 +47,14 @@ def import_seeds(source: str, home: str) -> dict[str, Any]:
 
 @task
 def open_run(selection: dict[str, str], batch_size: int, home: str) -> tuple[int, list[list[dict]]]:
-    """Record a new crawl run; returns its id and the selected links in batches."""
+    """Record a new crawl run; returns its id and the selected links in host-sharded batches."""
     from prefect.runtime import flow_run
 
     with session_scope(paths(home).database_url) as session:
         links = [link_context(link) for link in select_links(session, Selection(**selection))]
         run = start_run(session, selection, len(links), flow_run_id=flow_run.id)
         run_id = run.id
-    batches = [links[i : i + batch_size] for i in range(0, len(links), batch_size)]
-    return run_id, batches
+    return run_id, shard_by_host(links, max_batch=batch_size, workers=PARALLEL_BATCHES)
 
 
 @task(retries=2, retry_delay_seconds=3)
@@ -115,18 +117,22 @@ def close_run(
         }
 
 
-@flow(name="linkarchive-crawl", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="linkarchive-crawl", task_runner=ThreadPoolTaskRunner(max_workers=PARALLEL_BATCHES))
 def crawl_flow(
     source: str | None = None,
     country: str | None = None,
     city: str | None = None,
     kind: str | None = None,
     from_source: str | None = None,
-    batch_size: int = 8,
+    batch_size: int = 50,
     batch_timeout: float = 1800.0,
     home: str | None = None,
 ) -> dict[str, Any]:
-    """Archive the selected links (all when nothing is selected) and record a crawl run."""
+    """Archive the selected links (all when nothing is selected) and record a crawl run.
+
+    ``batch_size`` is the most links one crawl process takes; batches keep each host's
+    links together and run ``PARALLEL_BATCHES`` at a time.
+    """
     home = str(paths(home).ensure().home)
     if source:
         import_seeds(source, home)

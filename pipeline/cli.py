@@ -139,7 +139,13 @@ def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
 @click.option("--city", help="Only links of this city.")
 @click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
 @click.option("--source", help="Only links listed by this source (imported first if new).")
-@click.option("--batch-size", type=click.IntRange(1, 1000), default=8, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10000),
+    default=50,
+    show_default=True,
+    help="Most links per crawl process (each host's links stay in one process).",
+)
 @click.pass_context
 def crawl(
     ctx: click.Context,
@@ -412,7 +418,7 @@ def demo(ctx: click.Context) -> None:
     with ReplicaWorld() as world:
         say(f"Replica world up: index page at {world.index_url}")
         say(f"Data home: {where.home}")
-        _run_crawl(where, source=world.index_url, batch_size=8)
+        _run_crawl(where, source=world.index_url, batch_size=50)
     from pipeline.catalog.queries import Selection, status_summary
     from pipeline.catalog.queries import search as run_search
 

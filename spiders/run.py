@@ -21,6 +21,7 @@ from spiders.links import LinkSpider
 
 STAT_KEYS = (
     "finish_reason",
+    "elapsed_time_seconds",
     "item_scraped_count",
     "response_received_count",
     "downloader/request_count",
