@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import iter_records
+from archive import iter_records, sha256_hex
 from pipeline.catalog.importer import utcnow
 from pipeline.catalog.models import (
     Capture,
@@ -77,9 +77,7 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
             run_id = int(fields[RUN_FIELD]) if fields.get(RUN_FIELD, "").isdigit() else None
         elif record.rec_type == "response":
             payload_sha = _payload_sha256(record.get("WARC-Payload-Digest"))
-            if payload_sha is None:
-                from archive import sha256_hex  # other tools label sha1: recompute
-
+            if payload_sha is None:  # other tools label sha1: recompute
                 payload_sha = sha256_hex(record.payload)
             session.add(
                 Capture(

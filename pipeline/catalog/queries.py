@@ -161,8 +161,13 @@ def search(
     latest_outcome = (
         select(func.max(CrawlOutcome.id)).where(CrawlOutcome.link_id == Link.id).scalar_subquery()
     )
+    images = (
+        select(func.count(func.distinct(Media.url)))
+        .where(Media.link_id == Link.id, Media.run_id == Capture.run_id, Media.kind == "image")
+        .scalar_subquery()
+    )
     query = (
-        select(Link, Country, City, Capture, PageMetadataRow, outcome)
+        select(Link, Country, City, Capture, PageMetadataRow, outcome, images)
         .join(Country, Link.country_id == Country.id)
         .outerjoin(City, Link.city_id == City.id)
         .outerjoin(Capture, Capture.id == Link.last_capture_id)
@@ -180,7 +185,7 @@ def search(
     if limit:
         query = query.limit(limit)
     rows = []
-    for link, country, city, capture, meta, last in session.execute(query):
+    for link, country, city, capture, meta, last, image_count in session.execute(query):
         rows.append(
             {
                 "link_id": link.id,
@@ -199,7 +204,7 @@ def search(
                 "author": meta.author if meta else None,
                 "published": meta.published.isoformat() if meta and meta.published else None,
                 "language": meta.language if meta else None,
-                "images": _image_count(session, link.id, capture.run_id if capture else None),
+                "images": image_count or 0,
                 "warc_file": capture.warc_file if capture else None,
             }
         )
@@ -208,19 +213,6 @@ def search(
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds") + "Z"
-
-
-def _image_count(session: Session, link_id: int, run_id: int | None) -> int:
-    if run_id is None:
-        return 0
-    return (
-        session.scalar(
-            select(func.count(func.distinct(Media.url))).where(
-                Media.link_id == link_id, Media.run_id == run_id, Media.kind == "image"
-            )
-        )
-        or 0
-    )
 
 
 def status_summary(session: Session) -> list[dict[str, Any]]:
