@@ -1,7 +1,8 @@
 """Preserved bytes: building, writing and reading WARC/1.1 files (standard library + warcio).
 
 Build records with :class:`RecordFactory`, write them with :class:`RotatingWarcWriter`,
-read them back with :func:`read_record` / :func:`iter_records`.
+read them back with :func:`read_record` / :func:`iter_records`, and close what a killed
+writer left open with :func:`recover_open_file`.
 """
 
 from archive.digests import Sha256Stream, labelled, parse_labelled, sha256_hex
@@ -15,12 +16,14 @@ from archive.reader import (
     verify_record,
 )
 from archive.records import RecordFactory, block_bytes, format_warc_date, record_id
+from archive.recover import Recovery, recover_open_file, stale_open_files, writer_alive
 from archive.writer import RecordLocation, RotatingWarcWriter
 
 __all__ = [
     "ContentDecodingError",
     "RecordFactory",
     "RecordLocation",
+    "Recovery",
     "RotatingWarcWriter",
     "Sha256Stream",
     "StoredRecord",
@@ -33,6 +36,9 @@ __all__ = [
     "parse_labelled",
     "read_record",
     "record_id",
+    "recover_open_file",
     "sha256_hex",
+    "stale_open_files",
     "verify_record",
+    "writer_alive",
 ]

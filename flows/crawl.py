@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from archive import recover_open_file, stale_open_files
 from pipeline.batching import shard_by_host
 from pipeline.catalog import session_scope
 from pipeline.catalog.importer import import_entries
@@ -90,8 +91,11 @@ def crawl_batch(
 
 @task(retries=2, retry_delay_seconds=1)
 def index_new_warcs(home: str) -> dict[str, Any]:
-    """Index every closed WARC file of the data home not indexed yet."""
+    """Recover what killed crawl processes left open, then index every new closed WARC file."""
     where = paths(home)
+    logger = get_run_logger()
+    for stale in stale_open_files(where.warcs):
+        logger.warning("recovered %s", recover_open_file(stale).describe())
     with session_scope(where.database_url) as session:
         result = index_files(session, where.warcs.glob("*.warc.gz"))
     return result.__dict__

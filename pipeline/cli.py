@@ -444,6 +444,27 @@ def _reset_demo_home(home: Path) -> None:
     shutil.rmtree(home)
 
 
+@cli.group()
+def warc() -> None:
+    """Look after the WARC files of the data home."""
+
+
+@warc.command("recover")
+@click.pass_context
+def warc_recover(ctx: click.Context) -> None:
+    """Close WARC files left open by killed crawls (torn tails kept aside) and index them."""
+    from archive import recover_open_file, stale_open_files
+    from pipeline.indexer import index_files
+
+    where = _home(ctx)
+    stale = stale_open_files(where.warcs)
+    for path in stale:
+        say(recover_open_file(path).describe())
+    with session_scope(where.database_url) as session:
+        result = index_files(session, where.warcs.glob("*.warc.gz"))
+    say(f"{len(stale)} files recovered; {result.files} files indexed ({result.captures} captures).")
+
+
 @cli.command()
 def replica() -> None:
     """Serve the offline replica world until Ctrl-C (for trying the crawler by hand)."""

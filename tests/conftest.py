@@ -7,9 +7,13 @@ Scrapy subprocesses. The crawler is confined to loopback by LINKARCHIVE_ALLOWED_
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,41 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+_WRITER = """
+import sys
+from archive import RecordFactory, RotatingWarcWriter
+factory = RecordFactory()
+writer = RotatingWarcWriter(sys.argv[1], factory=factory, fsync=True)
+i = 0
+while True:  # until killed
+    body = (b"<p>rally report %d</p>" % i) * 200
+    writer.write(factory.response(f"http://127.0.0.1/{i}", 200, "OK", "HTTP/1.1",
+                                  [("Content-Type", "text/html")], body))
+    i += 1
+    if i == 20:
+        print("written", flush=True)
+"""
+
+
+@pytest.fixture
+def killed_writer() -> Callable[[Path], Path]:
+    """Run a WARC writer in a process, SIGKILL it mid-stream; returns its .open file."""
+
+    def run(directory: Path) -> Path:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(directory)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "written"
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        (open_file,) = directory.glob("*.open")
+        return open_file
+
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +128,6 @@ def postgres_url() -> Iterator[str]:
     server started from the installed PostgreSQL binaries (`.ci/run` installs them)."""
     import glob
     import shutil
-    import subprocess
 
     given = os.environ.get("LINKARCHIVE_TEST_POSTGRES_URL")
     if given:

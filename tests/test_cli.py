@@ -162,6 +162,19 @@ def test_archived_text_is_printed_literally_not_as_markup(
     assert "[bold red]not markup[/]" in out
 
 
+def test_warc_recover_closes_killed_files_and_indexes_them(
+    home: Path, capsys: pytest.CaptureFixture[str], killed_writer: Any
+) -> None:
+    warcs = home / "warcs"
+    warcs.mkdir(parents=True)
+    open_file = killed_writer(warcs)
+    code, out, err = run(capsys, "warc", "recover")
+    assert code == 0, err
+    assert f"{open_file.name}: " in out and "complete records kept" in out
+    assert "1 files recovered; 1 files indexed" in out
+    assert not list(warcs.glob("*.open"))
+
+
 BAD_INPUT = [
     ("seeds", "import", "/no/such/file.html"),
     ("seeds", "import", "notes.txt"),

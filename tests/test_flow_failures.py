@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from pipeline.catalog import session_scope
-from pipeline.catalog.models import CrawlOutcome, CrawlRun, Link
+from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link
 from pipeline.config import paths
 
 pytestmark = pytest.mark.e2e
@@ -65,3 +65,63 @@ def test_a_batch_that_cannot_finish_fails_alone(
     assert run.batches_failed == 1
     assert link.status == "error"
     assert outcome.error == "crawl batch failed"
+
+
+@pytest.fixture
+def half_hanging_site() -> Any:
+    """A site on 127.0.0.1 whose /report answers and whose /never never does."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/never":
+                release.wait(120)
+                return
+            body = b"<html><head><title>Rally in Riga</title></head><body>ok</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_killed_batch_keeps_what_it_archived(
+    prefect_server: None, tmp_path: Path, half_hanging_site: str
+) -> None:
+    from flows.crawl import crawl_flow
+
+    source = _seed_csv(
+        tmp_path,
+        [
+            f"Latvia,Riga,report,link report,{half_hanging_site}/report",
+            f"Poland,Warsaw,report,hangs,{half_hanging_site}/never",
+        ],
+    )
+    home = tmp_path / "home"
+    # Same host, so one batch: the hanging link keeps the crawl process alive until the
+    # flow kills it (SIGKILL) at the timeout, with the report already written to its WARC.
+    result = crawl_flow(source=source, home=str(home), batch_timeout=6)
+    assert result["status"] == "partial"
+    warcs = paths(home).warcs
+    assert not list(warcs.glob("*.open")), "killed crawls' files are recovered"
+    with session_scope(paths(home).database_url) as session:
+        status = {link.label: link.status for link in session.scalars(select(Link))}
+        captured = set(session.scalars(select(Capture.url)))
+    assert status == {"link report": "alive", "hangs": "error"}
+    assert f"{half_hanging_site}/report" in captured
