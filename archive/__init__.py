@@ -5,6 +5,7 @@ read them back with :func:`read_record` / :func:`iter_records`, and close what a
 writer left open with :func:`recover_open_file`.
 """
 
+from archive.cdxj import read_cdxj, write_cdxj
 from archive.digests import Sha256Stream, labelled, parse_labelled, sha256_hex
 from archive.reader import (
     ContentDecodingError,
@@ -34,11 +35,13 @@ __all__ = [
     "iter_records",
     "labelled",
     "parse_labelled",
+    "read_cdxj",
     "read_record",
     "record_id",
     "recover_open_file",
     "sha256_hex",
     "stale_open_files",
     "verify_record",
+    "write_cdxj",
     "writer_alive",
 ]

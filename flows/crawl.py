@@ -97,7 +97,7 @@ def index_new_warcs(home: str) -> dict[str, Any]:
     for stale in stale_open_files(where.warcs):
         logger.warning("recovered %s", recover_open_file(stale).describe())
     with session_scope(where.database_url) as session:
-        result = index_files(session, where.warcs.glob("*.warc.gz"))
+        result = index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
     return result.__dict__
 
 

@@ -461,7 +461,7 @@ def warc_recover(ctx: click.Context) -> None:
     for path in stale:
         say(recover_open_file(path).describe())
     with session_scope(where.database_url) as session:
-        result = index_files(session, where.warcs.glob("*.warc.gz"))
+        result = index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
     say(f"{len(stale)} files recovered; {result.files} files indexed ({result.captures} captures).")
 
 

@@ -9,13 +9,17 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Paths:
-    """The data home and what lives in it: the catalog, ``warcs/``, ``jobs/`` and ``logs/``."""
+    """The data home: the catalog, ``warcs/``, ``indexes/`` (CDXJ), ``jobs/`` and ``logs/``."""
 
     home: Path
 
     @property
     def warcs(self) -> Path:
         return self.home / "warcs"
+
+    @property
+    def indexes(self) -> Path:
+        return self.home / "indexes"
 
     @property
     def jobs(self) -> Path:
@@ -32,7 +36,7 @@ class Paths:
 
     def ensure(self) -> Paths:
         """Create the folders of the data home if missing."""
-        for path in (self.home, self.warcs, self.jobs, self.logs):
+        for path in (self.home, self.warcs, self.indexes, self.jobs, self.logs):
             path.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import iter_records, sha256_hex
+from archive import iter_records, sha256_hex, write_cdxj
 from pipeline.catalog.importer import utcnow
 from pipeline.catalog.models import (
     Capture,
@@ -52,8 +52,13 @@ def _payload_sha256(digest: str | None) -> str | None:
     return None
 
 
-def index_files(session: Session, paths: Iterable[Path]) -> IndexResult:
-    """Index every closed WARC file in ``paths`` not indexed yet, in name order."""
+def index_files(
+    session: Session, paths: Iterable[Path], cdxj_dir: Path | None = None
+) -> IndexResult:
+    """Index every closed WARC file in ``paths`` not indexed yet, in name order.
+
+    With ``cdxj_dir``, each newly indexed file also gets its sorted CDXJ index there.
+    """
     result = IndexResult()
     known = set(session.scalars(select(WarcFile.name)))
     for path in sorted(Path(p) for p in paths):
@@ -61,6 +66,8 @@ def index_files(session: Session, paths: Iterable[Path]) -> IndexResult:
             result.skipped += 1
             continue
         _index_file(session, path, result)
+        if cdxj_dir is not None:
+            write_cdxj(path, cdxj_dir)
         known.add(path.name)
         result.files += 1
     return result

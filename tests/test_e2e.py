@@ -215,3 +215,23 @@ def test_shared_requisites_belong_to_every_link_that_needs_them(crawled: dict[st
         for link in html_links:
             urls = set(session.scalars(select(Media.url).where(Media.link_id == link.id)))
             assert background in urls, link.url
+
+
+def test_every_warc_file_has_a_sorted_cdxj_index_pointing_at_its_records(
+    crawled: dict[str, Any],
+) -> None:
+    from archive import read_cdxj
+
+    where = paths(crawled["home"])
+    for warc in where.warcs.glob("*.warc.gz"):
+        index = where.indexes / f"{warc.name}.cdxj"
+        lines = list(read_cdxj(index))
+        keys = [(key, stamp) for key, stamp, _ in lines]
+        assert keys == sorted(keys)
+        responses = [fields for _, _, fields in lines if fields.get("status")]
+        assert responses
+        for fields in responses:
+            assert fields["filename"] == warc.name
+            record = read_record(warc, int(fields["offset"]))
+            assert record.target_uri == fields["url"]
+            assert record.get("WARC-Payload-Digest") == fields["digest"]

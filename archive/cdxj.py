@@ -1,0 +1,44 @@
+"""CDXJ indexes of WARC files, as pywb and cdxj-indexer write them (SURT keys, sorted)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from cdxj_indexer import CDXJIndexer
+
+__all__ = ["cdxj_name", "read_cdxj", "write_cdxj"]
+
+
+def cdxj_name(warc: Path) -> str:
+    """The index file name for a WARC file."""
+    return warc.name + ".cdxj"
+
+
+def write_cdxj(warc: Path, directory: Path) -> Path:
+    """Write the sorted CDXJ index of ``warc`` into ``directory`` (atomically); returns it.
+
+    Uses the field's own indexer (cdxj-indexer, pywb's): response, revisit, resource and
+    metadata records, ``filename`` being the WARC file's base name.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / cdxj_name(warc)
+    partial = target.with_name(target.name + ".partial")
+    with partial.open("w", encoding="utf-8") as out:
+        CDXJIndexer(
+            output=out, inputs=[str(warc)], sort=True, post_append=True, dir_root=str(warc.parent)
+        ).process_all()
+        out.flush()
+        os.fsync(out.fileno())
+    partial.replace(target)
+    return target
+
+
+def read_cdxj(path: Path) -> Iterator[tuple[str, str, dict]]:
+    """(SURT key, 14-digit timestamp, fields) for each line of a CDXJ file."""
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            key, stamp, fields = line.rstrip("\n").split(" ", 2)
+            yield key, stamp, json.loads(fields)
