@@ -170,6 +170,21 @@ def _encode_http_head(first_line: str, headers: Iterable[tuple[str, str]]) -> by
     return b"".join(parts)
 
 
+def _split_wire(raw: bytes, what: str) -> tuple[bytes, bytes, str, list[tuple[str, str]]]:
+    """Split raw HTTP bytes into (head incl. blank line, body, first line, headers)."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        raise ValueError(f"incomplete HTTP {what}: no end of headers in {len(raw)} bytes")
+    head, body = raw[: end + 4], raw[end + 4 :]
+    lines = head[:end].decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.append((name, value.strip()))
+    return head, body, lines[0], headers
+
+
 class ExactHttpHeaders(StatusAndHeaders):
     """warcio ``StatusAndHeaders`` that always serialises to the exact bytes it was built from.
 
@@ -319,6 +334,51 @@ class RecordFactory:
         http = ExactHttpHeaders(f"{status} {reason}", headers, version, head)
         return self._http_record(
             "response", url, HTTP_RESPONSE_TYPE, http, bytes(body), ip, concurrent_to, date, extra
+        )
+
+    def response_from_wire(
+        self,
+        url: str,
+        raw: bytes,
+        *,
+        ip: str | None = None,
+        concurrent_to: str | None = None,
+        date: datetime | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> ArcWarcRecord:
+        """A ``response`` record whose block is ``raw``: the bytes exactly as received.
+
+        Status line, header names and order, repeated headers and chunk framing are kept.
+        WARC-Payload-Digest covers the message body as stored (after the blank line that
+        ends the head), as warcio, pywb and Heritrix compute it; see docs/WARC.md.
+        """
+        head, body, first_line, headers = _split_wire(raw, "response")
+        version, _, rest = first_line.partition(" ")
+        status, _, reason = rest.partition(" ")
+        if not status.isdigit():
+            raise ValueError(f"not an HTTP status line: {first_line!r}")
+        http = ExactHttpHeaders(f"{status} {reason}".rstrip(), headers, version, head)
+        return self._http_record(
+            "response", url, HTTP_RESPONSE_TYPE, http, body, ip, concurrent_to, date, extra
+        )
+
+    def request_from_wire(
+        self,
+        url: str,
+        raw: bytes,
+        *,
+        ip: str | None = None,
+        concurrent_to: str | None = None,
+        date: datetime | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> ArcWarcRecord:
+        """A ``request`` record whose block is ``raw``: the bytes exactly as sent."""
+        head, body, first_line, headers = _split_wire(raw, "request")
+        method, _, rest = first_line.partition(" ")
+        target, _, version = rest.rpartition(" ")
+        http = ExactHttpHeaders(f"{method} {target}", headers, version, head)
+        return self._http_record(
+            "request", url, HTTP_REQUEST_TYPE, http, body, ip, concurrent_to, date, extra
         )
 
     def metadata(

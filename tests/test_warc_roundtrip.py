@@ -506,3 +506,52 @@ def test_reads_other_tools_uncompressed_warcs_with_record_separators(tmp_path: P
     types = [record.rec_type for _, record in records]
     assert types.count("response") >= 2 and types[0] == "warcinfo"
     assert all(verify_record(record) == [] for _, record in records)
+
+
+WIRE_RESPONSE = (
+    b"HTTP/1.1 200 Everything Is Fine\r\n"
+    b"content-TYPE: text/html; charset=utf-8\r\n"
+    b"Set-Cookie: a=1; Path=/\r\n"
+    b"x-CuStOm-Header:   spaced   \r\n"
+    b"Set-Cookie: b=2; Path=/\r\n"
+    b"Content-Encoding: gzip\r\n"
+    b"Transfer-Encoding: chunked\r\n"
+    b"\r\n"
+)
+
+
+def _chunked(data: bytes, size: int = 7) -> bytes:
+    parts = [b"%x;ext=1\r\n%s\r\n" % (len(data[i : i + size]), data[i : i + size])
+             for i in range(0, len(data), size)]  # fmt: skip
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+def test_wire_response_is_stored_byte_for_byte_and_decodes(tmp_path: Path) -> None:
+    page = "<html><title>Вільна Беларусь</title></html>".encode()
+    raw = WIRE_RESPONSE + _chunked(gzip.compress(page, mtime=0))
+    factory = RecordFactory()
+    response = factory.response_from_wire("http://127.0.0.1/w", raw, ip="127.0.0.1")
+    request_raw = b"GET /w HTTP/1.1\r\nHost: 127.0.0.1\r\naccept-ENCODING: gzip\r\n\r\n"
+    request = factory.request_from_wire(
+        "http://127.0.0.1/w", request_raw, concurrent_to=record_id(response)
+    )
+    with RotatingWarcWriter(tmp_path, factory=factory) as writer:
+        locations = writer.write_many([response, request])
+    path = tmp_path / locations[0].filename
+    stored = read_record(path, locations[0].offset)
+    assert stored.block == raw
+    assert stored.http_reason == "Everything Is Fine"
+    assert stored.http_header_all("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    assert ("content-TYPE", "text/html; charset=utf-8") in stored.http_headers
+    assert verify_record(stored) == []
+    assert decoded_payload(stored) == page
+    assert read_record(path, locations[1].offset).block == request_raw
+    check = subprocess.run(
+        [sys.executable, "-m", "warcio.cli", "check", str(path)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout
+
+
+def test_incomplete_wire_bytes_are_refused() -> None:
+    with pytest.raises(ValueError, match="no end of headers"):
+        RecordFactory().response_from_wire("http://127.0.0.1/", b"HTTP/1.1 200 OK\r\nX: y")
