@@ -64,6 +64,7 @@ SOFTWARE = f"linkarchive/{_version()}"
 
 HTTP_REQUEST_TYPE = "application/http; msgtype=request"
 HTTP_RESPONSE_TYPE = "application/http; msgtype=response"
+REVISIT_PROFILE = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
 WARC_FIELDS_TYPE = "application/warc-fields"
 
 #: WARC headers computed by the factory; ``extra`` may not set them.
@@ -380,6 +381,40 @@ class RecordFactory:
         return self._http_record(
             "request", url, HTTP_REQUEST_TYPE, http, body, ip, concurrent_to, date, extra
         )
+
+    def revisit(
+        self,
+        url: str,
+        head: bytes,
+        *,
+        payload_digest: str,
+        refers_to: str,
+        refers_to_uri: str,
+        refers_to_date: str,
+        ip: str | None = None,
+        date: datetime | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> ArcWarcRecord:
+        """A ``revisit`` record (profile identical-payload-digest) for a response whose
+        payload is already archived: the block is the response's HTTP head only, and
+        WARC-Refers-To* name the record holding the payload."""
+        head, _body, first_line, headers = _split_wire(head, "response")
+        version, _, rest = first_line.partition(" ")
+        http = ExactHttpHeaders(rest, headers, version, head)
+        warc = self._base_headers("revisit", url, date)
+        if ip:
+            warc.append(("WARC-IP-Address", _ip_address(ip)))
+        warc += [
+            ("WARC-Profile", REVISIT_PROFILE),
+            ("WARC-Refers-To", normalise_record_id(refers_to)),
+            ("WARC-Refers-To-Target-URI", _check_text("url", refers_to_uri)),
+            ("WARC-Refers-To-Date", _check_text("date", refers_to_date)),
+            ("Content-Type", HTTP_RESPONSE_TYPE),
+            ("Content-Length", str(len(head))),
+            ("WARC-Block-Digest", Sha256Stream(head).labelled()),
+            ("WARC-Payload-Digest", _check_text("payload digest", payload_digest)),
+        ]
+        return self._finish("revisit", warc, io.BytesIO(b""), http, HTTP_RESPONSE_TYPE, extra, b"")
 
     def metadata(
         self,

@@ -118,6 +118,7 @@ def close_run(
             "links_failed": run.links_failed,
             "captures": run.captures,
             "bytes_archived": run.bytes_archived,
+            "bytes_deduplicated": run.bytes_deduplicated,
         }
 
 

@@ -191,7 +191,9 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
     say(
         f"Crawl run {result['run_id']} {result['status']}: {result['links_done']} of "
         f"{result['links_total']} links, {result['captures']} captures, "
-        f"{result['bytes_archived'] / 1e6:.1f} MB archived in {time.time() - started:.0f} s."
+        f"{result['bytes_archived'] / 1e6:.1f} MB archived, "
+        f"{result['bytes_deduplicated'] / 1e6:.1f} MB deduplicated, "
+        f"in {time.time() - started:.0f} s."
     )
     return result
 
@@ -385,16 +387,17 @@ def get(ctx: click.Context, capture_id: int, output: str) -> None:
 
     from archive import decoded_payload, read_record
     from pipeline.catalog.models import WarcFile
-    from pipeline.catalog.queries import get_capture
+    from pipeline.catalog.queries import get_capture, payload_capture
 
     where = _home(ctx)
     with session_scope(where.database_url) as session:
         capture = get_capture(session, capture_id)
-        stored = session.scalar(select(WarcFile.path).where(WarcFile.name == capture.warc_file))
-    warc = Path(stored) if stored else where.warcs / capture.warc_file
+        holder = payload_capture(session, capture)  # a revisit's payload is its original's
+        stored = session.scalar(select(WarcFile.path).where(WarcFile.name == holder.warc_file))
+    warc = Path(stored) if stored else where.warcs / holder.warc_file
     if not warc.exists():
         raise UserError(f"WARC file {warc} of capture {capture_id} is missing")
-    body = decoded_payload(read_record(warc, capture.warc_offset))
+    body = decoded_payload(read_record(warc, holder.warc_offset))
     if output == "-":
         sys.stdout.buffer.write(body)
         return

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import iter_records, sha256_hex, write_cdxj
+from archive import RecordLocation, StoredRecord, iter_records, sha256_hex, write_cdxj
 from pipeline.catalog.importer import utcnow
 from pipeline.catalog.models import (
     Capture,
@@ -39,6 +39,8 @@ class IndexResult:
     captures: int = 0
     outcomes: int = 0
     bytes: int = 0
+    revisits: int = 0
+    bytes_deduplicated: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -82,27 +84,8 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
         if record.rec_type == "warcinfo":
             fields = _warc_fields(record.payload)
             run_id = int(fields[RUN_FIELD]) if fields.get(RUN_FIELD, "").isdigit() else None
-        elif record.rec_type == "response":
-            payload_sha = _payload_sha256(record.get("WARC-Payload-Digest"))
-            if payload_sha is None:  # other tools label sha1: recompute
-                payload_sha = sha256_hex(record.payload)
-            session.add(
-                Capture(
-                    record_id=location.record_id,
-                    run_id=run_id,
-                    url=record.target_uri or "",
-                    captured_at=_parse_warc_date(record.get("WARC-Date") or ""),
-                    http_status=record.http_status,
-                    content_type=record.http_header("Content-Type"),
-                    size=len(record.payload),
-                    payload_sha256=payload_sha,
-                    warc_file=location.filename,
-                    warc_offset=location.offset,
-                    warc_length=location.length,
-                )
-            )
-            result.captures += 1
-            result.bytes += len(record.payload)
+        elif record.rec_type in ("response", "revisit"):
+            session.add(_capture(session, record, location, run_id, result))
         elif record.rec_type == "metadata" and "json" in (record.content_type or ""):
             try:
                 context = json.loads(record.payload)
@@ -127,6 +110,42 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
         )
     )
     session.flush()
+
+
+def _capture(
+    session: Session,
+    record: StoredRecord,
+    location: RecordLocation,
+    run_id: int | None,
+    result: IndexResult,
+) -> Capture:
+    """The catalog row of a response or revisit record."""
+    payload_sha = _payload_sha256(record.get("WARC-Payload-Digest"))
+    refers_to = record.get("WARC-Refers-To") if record.rec_type == "revisit" else None
+    if refers_to:  # the payload is the original's: count its size, stored once
+        size = session.scalar(select(Capture.size).where(Capture.record_id == refers_to)) or 0
+        result.revisits += 1
+        result.bytes_deduplicated += size
+    else:
+        size = len(record.payload)
+        payload_sha = payload_sha or sha256_hex(record.payload)  # other tools label sha1
+        result.bytes += size
+    result.captures += 1
+    return Capture(
+        record_id=location.record_id,
+        record_type=record.rec_type,
+        refers_to=refers_to,
+        run_id=run_id,
+        url=record.target_uri or "",
+        captured_at=_parse_warc_date(record.get("WARC-Date") or ""),
+        http_status=record.http_status,
+        content_type=record.http_header("Content-Type"),
+        size=size,
+        payload_sha256=payload_sha,
+        warc_file=location.filename,
+        warc_offset=location.offset,
+        warc_length=location.length,
+    )
 
 
 def _warc_fields(payload: bytes) -> dict[str, str]:

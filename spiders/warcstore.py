@@ -12,9 +12,14 @@ from urllib.parse import urlsplit
 from scrapy import Request, signals
 from scrapy.crawler import Crawler
 from scrapy.http import Response
+from scrapy.statscollectors import StatsCollector
+from warcio.recordloader import ArcWarcRecord
 
 from archive import RecordFactory, RotatingWarcWriter, record_id
+from pipeline.catalog.dedup import Original
+from pipeline.config import paths
 from pipeline.crawlcontext import RUN_FIELD
+from spiders.dedup import DedupIndex
 
 # Scrapy does not keep the bytes of the status line and header block as received
 # (Twisted title-cases names and drops chunk framing), so records built here are a
@@ -40,9 +45,17 @@ def _header_list(headers: Any) -> list[tuple[str, str]]:
 class WarcStore:
     """Writes request/response exchanges and metadata records of one crawl."""
 
-    def __init__(self, writer: RotatingWarcWriter, factory: RecordFactory) -> None:
+    def __init__(
+        self,
+        writer: RotatingWarcWriter,
+        factory: RecordFactory,
+        dedup: DedupIndex | None = None,
+        stats: StatsCollector | None = None,
+    ) -> None:
         self.writer = writer
         self.factory = factory
+        self.dedup = dedup
+        self.stats = stats
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> WarcStore:
@@ -69,7 +82,13 @@ class WarcStore:
                 factory=factory,
                 fsync=settings.getbool("LINKARCHIVE_WARC_FSYNC", True),
             )
-            store = cls(writer, factory)
+            dedup = None
+            if settings.getbool("LINKARCHIVE_DEDUP", True):
+                dedup = DedupIndex(
+                    settings.get("LINKARCHIVE_DATABASE_URL") or paths().database_url,
+                    settings.getint("LINKARCHIVE_DEDUP_MIN_SIZE", 0),
+                )
+            store = cls(writer, factory, dedup, crawler.stats)
             crawler._linkarchive_warc_store = store  # type: ignore[attr-defined]
             crawler.signals.connect(store.close, signal=signals.spider_closed)
         return store
@@ -87,6 +106,7 @@ class WarcStore:
             ip=ip,
             extra=CAPTURE_METHOD,
         )
+        response_record = self._deduplicated(response, response_record)
         parts = urlsplit(request.url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = _header_list(request.headers)
@@ -105,6 +125,37 @@ class WarcStore:
         )
         self.writer.write_many([response_record, request_record])
         return record_id(response_record)
+
+    def _deduplicated(self, response: Response, record: ArcWarcRecord) -> ArcWarcRecord:
+        """``record``, or a revisit record instead when its payload is already archived."""
+        if self.dedup is None or response.status != 200:
+            return record
+        digest = record.rec_headers.get_header("WARC-Payload-Digest")
+        sha = digest.split(":", 1)[1]
+        original = self.dedup.lookup(sha, len(response.body))
+        if original is None:
+            self.dedup.remember(
+                sha,
+                Original(
+                    record_id(record),
+                    response.url,
+                    record.rec_headers.get_header("WARC-Date"),
+                ),
+            )
+            return record
+        if self.stats is not None:
+            self.stats.inc_value("linkarchive/revisits")
+            self.stats.inc_value("linkarchive/bytes_deduplicated", len(response.body))
+        return self.factory.revisit(
+            response.url,
+            record.http_headers.headers_buff,
+            payload_digest=digest,
+            refers_to=original.record_id,
+            refers_to_uri=original.uri,
+            refers_to_date=original.date,
+            ip=record.rec_headers.get_header("WARC-IP-Address"),
+            extra=CAPTURE_METHOD,
+        )
 
     def write_context(self, url: str, context: dict[str, Any], refers_to: str | None) -> str:
         """Archive a crawl-context metadata record about ``url``."""

@@ -189,7 +189,11 @@ class _WireHTTP11ClientProtocol(_LenientHTTP11ClientProtocol):
         tap: _WireTap | None = getattr(request, _TAP_ATTR, None)
         if tap is None or self._state != "QUIESCENT" or self.transport is None:
             return super().request(request)
-        tap.begin(self, self.transport.getPeer())
+        try:
+            peer: IAddress | None = self.transport.getPeer()
+        except Exception:  # a transport without a peer address still gets its bytes teed
+            peer = None
+        tap.begin(self, peer)
         self._wire_tap = tap
         write_to = request.writeTo
         # HTTP11ClientProtocol.request() calls request.writeTo(self.transport) at once; the
@@ -300,13 +304,23 @@ class WireCaptureDownloadHandler(HTTP11DownloadHandler):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__(crawler)
         self._pool._factory = _WireHTTP11ClientFactory
+        self._proxy_warned = False
 
     async def download_request(self, request: Request) -> Response:
         """Download ``request``; on success put its :class:`WireExchange` in meta."""
         # Redirect and retry requests copy meta from the request they replace: never let
         # the previous attempt's exchange stand for this one.
         request.meta.pop(WIRE_META_KEY, None)
-        tap = None if request.meta.get("proxy") else _WireTap()
+        tap = None
+        if not request.meta.get("proxy"):
+            tap = _WireTap()
+        elif not self._proxy_warned:
+            self._proxy_warned = True
+            logger.warning(
+                "Wire capture is not supported through proxies: %s and other proxied "
+                "requests are downloaded without a WireExchange",
+                request.url,
+            )
         try:
             response = await self._download(request, tap)
         except BaseException:

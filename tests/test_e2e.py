@@ -158,7 +158,7 @@ def test_warc_files_are_valid_and_the_catalog_points_at_real_records(
     for f in files:
         first = next(iter_records(f))[1]
         assert first.rec_type == "warcinfo"
-    responses = {rec.record_id for rec in records if rec.rec_type == "response"}
+    responses = {rec.record_id for rec in records if rec.rec_type in ("response", "revisit")}
     concurrent = {rec.get("WARC-Concurrent-To") for rec in records if rec.rec_type == "request"}
     assert responses == concurrent
     with session_scope(_db(crawled)) as session:
@@ -167,7 +167,7 @@ def test_warc_files_are_valid_and_the_catalog_points_at_real_records(
         for capture in session.scalars(select(Capture)):
             record = read_record(warcs / capture.warc_file, capture.warc_offset)
             assert record.record_id == capture.record_id
-            assert record.rec_type == "response"
+            assert record.rec_type == capture.record_type
 
 
 def test_gzip_response_stored_as_sent_and_decoded_on_get(crawled: dict[str, Any]) -> None:

@@ -115,6 +115,7 @@ class CrawlRun(Base):
     batches_failed: Mapped[int] = mapped_column(Integer, default=0)
     captures: Mapped[int] = mapped_column(Integer, default=0)
     bytes_archived: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_deduplicated: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class WarcFile(Base):
@@ -138,6 +139,9 @@ class Capture(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     record_id: Mapped[str] = mapped_column(String(100), unique=True)
+    # "response", or "revisit": a payload already archived, stored in the record refers_to
+    record_type: Mapped[str] = mapped_column(String(20), default="response")
+    refers_to: Mapped[str | None] = mapped_column(String(100))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"), index=True)
     link_id: Mapped[int | None] = mapped_column(ForeignKey("links.id"), index=True)
     role: Mapped[str | None] = mapped_column(String(20))

@@ -269,3 +269,15 @@ def get_capture(session: Session, capture_id: int) -> Capture:
     if capture is None:
         raise QueryError(f"no capture with id {capture_id}")
     return capture
+
+
+def payload_capture(session: Session, capture: Capture) -> Capture:
+    """The capture whose record holds this capture's payload: itself, or a revisit's original."""
+    if capture.record_type != "revisit":
+        return capture
+    original = session.scalar(select(Capture).where(Capture.record_id == capture.refers_to))
+    if original is None:
+        raise QueryError(
+            f"capture {capture.id} revisits record {capture.refers_to}, which is not indexed"
+        )
+    return original

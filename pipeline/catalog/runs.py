@@ -54,10 +54,10 @@ def run_totals(session: Session, run_id: int) -> dict[str, int]:
             .group_by(CrawlOutcome.status)
         ).all()
     )
-    captures, size = session.execute(
-        select(func.count(Capture.id), func.coalesce(func.sum(Capture.size), 0)).where(
-            Capture.run_id == run_id
-        )
+    stored = func.coalesce(func.sum(Capture.size).filter(Capture.record_type != "revisit"), 0)
+    deduplicated = func.coalesce(func.sum(Capture.size).filter(Capture.record_type == "revisit"), 0)
+    captures, size, saved = session.execute(
+        select(func.count(Capture.id), stored, deduplicated).where(Capture.run_id == run_id)
     ).one()
     return {
         "links_done": sum(by_status.values()),
@@ -65,6 +65,7 @@ def run_totals(session: Session, run_id: int) -> dict[str, int]:
         "links_dead": by_status.get("dead", 0),
         "captures": int(captures),
         "bytes_archived": int(size),
+        "bytes_deduplicated": int(saved),
     }
 
 
@@ -76,6 +77,7 @@ def finish_run(session: Session, run_id: int, batches_failed: int = 0) -> CrawlR
     run.links_failed = totals["links_failed"]
     run.captures = totals["captures"]
     run.bytes_archived = totals["bytes_archived"]
+    run.bytes_deduplicated = totals["bytes_deduplicated"]
     run.batches_failed = batches_failed
     run.finished_at = utcnow()
     run.status = "partial" if batches_failed else "finished"

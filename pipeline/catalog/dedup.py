@@ -1,0 +1,33 @@
+"""Which payloads are already archived: the catalog side of deduplication."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import format_warc_date
+from pipeline.catalog.models import Capture
+
+
+@dataclass(frozen=True)
+class Original:
+    """The record that holds a payload: what a revisit record refers to."""
+
+    record_id: str
+    uri: str
+    date: str  # its WARC-Date
+
+
+def find_original(session: Session, payload_sha256: str) -> Original | None:
+    """The first archived response with this payload digest, if any."""
+    capture = session.scalar(
+        select(Capture)
+        .where(Capture.payload_sha256 == payload_sha256, Capture.record_type == "response")
+        .order_by(Capture.id)
+        .limit(1)
+    )
+    if capture is None:
+        return None
+    return Original(capture.record_id, capture.url, format_warc_date(capture.captured_at))
