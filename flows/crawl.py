@@ -26,6 +26,7 @@ from pipeline.catalog.queries import Selection, link_context, select_links
 from pipeline.catalog.runs import finish_run, record_unreached, start_run
 from pipeline.config import paths
 from pipeline.indexer import index_files
+from pipeline.seedarchive import archive_import
 from pipeline.seeds import load_source
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +41,11 @@ class BatchFailed(RuntimeError):
 @task(retries=2, retry_delay_seconds=2)
 def import_seeds(source: str, home: str) -> dict[str, Any]:
     """Import an index page or CSV into the catalog."""
-    location, entries = load_source(source)
-    with session_scope(paths(home).database_url) as session:
-        result = import_entries(session, location, entries)
+    loaded = load_source(source)
+    where = paths(home).ensure()
+    with session_scope(where.database_url) as session:
+        result = import_entries(session, loaded.location, loaded.entries, loaded.body)
+    archive_import(where.warcs, loaded, result)
     return result.__dict__
 
 

@@ -95,15 +95,17 @@ def seeds() -> None:
 def seeds_import(ctx: click.Context, source: str) -> None:
     """Import an index page (URL or .html file) or a .csv (country,city,kind,label,url)."""
     from pipeline.catalog.importer import import_entries
+    from pipeline.seedarchive import archive_import
     from pipeline.seeds import load_source
 
     where = _home(ctx)
     with console.status(f"Reading {source}"):
-        location, entries = load_source(source)
+        loaded = load_source(source)
     with session_scope(where.database_url) as session:
-        result = import_entries(session, location, entries)
+        result = import_entries(session, loaded.location, loaded.entries, loaded.body)
+    archive_import(where.warcs, loaded, result)  # the source itself is evidence too
     say(
-        f"Imported {result.entries} entries from {location}: "
+        f"Imported {result.entries} entries from {loaded.location}: "
         f"{result.countries_added} new countries, {result.cities_added} new cities, "
         f"{result.links_added} new links ({result.links_total} links listed)."
     )
@@ -445,6 +447,49 @@ def _reset_demo_home(home: Path) -> None:
         raise UserError(f"{home} exists and was not created by the demo; not touching it")
     forget_engine(paths(home).database_url)
     shutil.rmtree(home)
+
+
+@cli.group()
+def catalog() -> None:
+    """The catalog: an index over the WARC files, rebuildable from them alone."""
+
+
+@catalog.command("rebuild")
+@click.option(
+    "--into",
+    "target",
+    help="SQLAlchemy URL of an empty database (default: a new SQLite file in the data home).",
+)
+@click.pass_context
+def catalog_rebuild(ctx: click.Context, target: str | None) -> None:
+    """Re-create the catalog from the WARC files; the current catalog is left untouched."""
+    from sqlalchemy import func, select
+
+    from pipeline.catalog.models import CrawlRun, Link, WarcFile
+    from pipeline.catalog.runs import finish_run
+    from pipeline.indexer import index_files
+
+    where = _home(ctx)
+    if target is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        target = f"sqlite:///{where.home / f'catalog-rebuilt-{stamp}.sqlite'}"
+    if target == where.database_url:
+        raise UserError("--into must name another database than the current catalog")
+    files = sorted(where.warcs.glob("*.warc.gz"))
+    with session_scope(target) as session:
+        if session.scalar(select(func.count(WarcFile.id))) or session.scalar(
+            select(func.count(Link.id))
+        ):
+            raise UserError(f"{target} is not empty; rebuild into an empty database")
+        with console.status(f"Indexing {len(files)} WARC files"):
+            result = index_files(session, files)
+        for run in session.scalars(select(CrawlRun)):
+            finish_run(session, run.id).status = "rebuilt"
+    say(
+        f"Rebuilt from {result.files} WARC files: {result.captures} captures, "
+        f"{result.outcomes} link outcomes, into {target}"
+    )
+    say(f"Use it with LINKARCHIVE_DATABASE_URL={target}")
 
 
 @cli.group()

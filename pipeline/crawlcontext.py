@@ -12,6 +12,7 @@ from typing import Any
 METADATA_FORMAT = "linkarchive/crawl-context"  # the "format" key of our metadata records
 METADATA_VERSION = 1
 RUN_FIELD = "linkarchive-run"  # the warcinfo field naming the crawl run
+SEED_FORMAT = "linkarchive/seed-import"  # the "format" key of an archived seed import
 
 ROLES = ("page", "gallery_page", "image", "requisite", "media")
 PAGE_ROLES = ("page", "gallery_page")

@@ -18,16 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import RecordLocation, StoredRecord, iter_records, sha256_hex, write_cdxj
-from pipeline.catalog.importer import utcnow
+from pipeline.catalog.importer import import_entries, utcnow
 from pipeline.catalog.models import (
     Capture,
     CrawlOutcome,
+    CrawlRun,
     Link,
     Media,
     PageMetadataRow,
     WarcFile,
 )
-from pipeline.crawlcontext import METADATA_FORMAT, RUN_FIELD
+from pipeline.crawlcontext import METADATA_FORMAT, RUN_FIELD, SEED_FORMAT
+from pipeline.seedarchive import entries_from_context
 
 
 @dataclass
@@ -84,6 +86,11 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
         if record.rec_type == "warcinfo":
             fields = _warc_fields(record.payload)
             run_id = int(fields[RUN_FIELD]) if fields.get(RUN_FIELD, "").isdigit() else None
+            if run_id is not None and session.get(CrawlRun, run_id) is None:
+                # Rebuilding from the WARC files alone: the run is known by its id only.
+                when = _parse_warc_date(record.get("WARC-Date") or "")
+                session.add(CrawlRun(id=run_id, started_at=when, status="rebuilt"))
+                session.flush()
         elif record.rec_type in ("response", "revisit"):
             session.add(_capture(session, record, location, run_id, result))
         elif record.rec_type == "metadata" and "json" in (record.content_type or ""):
@@ -91,13 +98,24 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
                 context = json.loads(record.payload)
             except ValueError:
                 continue
-            if isinstance(context, dict) and context.get("format") == METADATA_FORMAT:
+            if isinstance(context, dict) and context.get("format") in (
+                METADATA_FORMAT,
+                SEED_FORMAT,
+            ):
                 contexts.append(
                     (location.record_id, _parse_warc_date(record.get("WARC-Date") or ""), context)
                 )
     session.flush()
     for record_id, when, context in contexts:
-        if _apply_context(session, record_id, when, context):
+        if context["format"] == SEED_FORMAT:
+            import_entries(
+                session,
+                context["location"],
+                entries_from_context(context),
+                link_ids=context.get("link_ids"),
+                sha256=context.get("sha256"),
+            )
+        elif _apply_context(session, record_id, when, context):
             result.outcomes += 1
     session.add(
         WarcFile(

@@ -34,6 +34,7 @@ __all__ = [
     "SeedError",
     "SeedLink",
     "kind_from_label",
+    "SeedSource",
     "load_source",
     "parse_csv",
     "parse_index_html",
@@ -80,6 +81,16 @@ class SeedEntry:
     city: str | None
     city_original: str | None
     links: list[SeedLink] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SeedSource:
+    """A seed source as read: where from, its entries, and its bytes."""
+
+    location: str
+    entries: list[SeedEntry]
+    body: bytes
+    content_type: str
 
 
 # --- link kinds ---------------------------------------------------------------------------
@@ -555,7 +566,7 @@ def _decode_csv(data: bytes, where: str, charset: str | None = None) -> str:
         raise SeedError(f"{where}: not a UTF-8 text file ({exc})") from exc
 
 
-def _load_url(url: str) -> list[SeedEntry]:
+def _load_url(url: str) -> SeedSource:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
         raise SeedError(f"unsupported source {url!r}: use an http(s) URL or a .html/.csv file")
@@ -563,13 +574,14 @@ def _load_url(url: str) -> list[SeedEntry]:
         raise SeedError(f"invalid URL {url!r}: no host name")
     body, content_type, charset, final_url = _fetch(url)
     if content_type in ("text/csv", "application/csv") or parts.path.lower().endswith(".csv"):
-        return parse_csv(_decode_csv(body, url, charset))
+        return SeedSource(url, parse_csv(_decode_csv(body, url, charset)), body, content_type)
     if "html" not in content_type and "xml" not in content_type and content_type != "text/plain":
         raise SeedError(f"{url}: expected an HTML page or a CSV file, got {content_type}")
-    return _parse_soup(_soup(body, charset), final_url, None)
+    entries = _parse_soup(_soup(body, charset), final_url, None)
+    return SeedSource(url, entries, body, content_type)
 
 
-def _load_file(source: str) -> tuple[str, list[SeedEntry]]:
+def _load_file(source: str) -> SeedSource:
     path = Path(source).expanduser().resolve()
     if not path.exists():
         raise SeedError(f"seed file not found: {path}")
@@ -586,25 +598,24 @@ def _load_file(source: str) -> tuple[str, list[SeedEntry]]:
     except OSError as exc:
         raise SeedError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if suffix == ".csv":
-        return str(path), parse_csv(_decode_csv(data, str(path)))
+        return SeedSource(str(path), parse_csv(_decode_csv(data, str(path))), data, "text/csv")
     soup = _soup(data)
     # A saved page's relative links belong to the site it was saved from, not to the disk.
-    return str(path), _parse_soup(soup, _canonical_url(soup) or path.as_uri(), None)
+    entries = _parse_soup(soup, _canonical_url(soup) or path.as_uri(), None)
+    return SeedSource(str(path), entries, data, "text/html")
 
 
-def load_source(source: str) -> tuple[str, list[SeedEntry]]:
+def load_source(source: str) -> SeedSource:
     """Read a seed source: an http(s) URL, or a local .html/.htm/.csv file.
 
-    Returns the canonical source identifier (the URL, or the absolute file path) and its
-    entries. Raises SeedError when the source cannot be read or holds no rally entries.
+    Returns its canonical identifier (the URL, or the absolute file path), its entries
+    and the bytes read (kept so an import can be archived). Raises SeedError when the
+    source cannot be read or holds no rally entries.
     """
     source = source.strip()
     if not source:
         raise SeedError("no seed source given: pass a URL or a .html/.csv file")
-    if _is_url(source):
-        identifier, entries = source, _load_url(source)
-    else:
-        identifier, entries = _load_file(source)
-    if not entries:
-        raise SeedError(f"no rally entries found in {identifier}")
-    return identifier, entries
+    loaded = _load_url(source) if _is_url(source) else _load_file(source)
+    if not loaded.entries:
+        raise SeedError(f"no rally entries found in {loaded.location}")
+    return loaded

@@ -462,7 +462,8 @@ def test_default_source_and_user_agent() -> None:
 def test_load_html_file(tmp_path: Path, page: str, entries: list[SeedEntry]) -> None:
     path = tmp_path / "saved page.HTM"
     path.write_text(page, encoding="utf-8")
-    identifier, got = load_source(str(path))
+    loaded = load_source(str(path))
+    identifier, got = loaded.location, loaded.entries
     assert identifier == str(path.resolve())
     assert got == entries  # relative links would resolve against the page's canonical URL
 
@@ -470,7 +471,8 @@ def test_load_html_file(tmp_path: Path, page: str, entries: list[SeedEntry]) -> 
 def test_load_relative_csv_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "seeds.csv").write_text(GOOD_CSV, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    identifier, got = load_source("seeds.csv")
+    loaded = load_source("seeds.csv")
+    identifier, got = loaded.location, loaded.entries
     assert identifier == str(tmp_path.resolve() / "seeds.csv")
     assert [e.country for e in got] == ["Denmark", "Russia", "Belgium", "Germany"]
 
@@ -564,7 +566,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
 def test_fetch_index_page(server: Server, page: str, entries: list[SeedEntry]) -> None:
     server.routes["/ru/news/you-go-girl"] = (200, "text/html; charset=UTF-8", page.encode())
     url = f"{server.url}/ru/news/you-go-girl"
-    identifier, got = load_source(url)
+    loaded = load_source(url)
+    identifier, got = loaded.location, loaded.entries
     assert identifier == url
     assert got == entries
     assert server.requests[0]["User-Agent"] == USER_AGENT
@@ -573,14 +576,14 @@ def test_fetch_index_page(server: Server, page: str, entries: list[SeedEntry]) -
 def test_fetch_resolves_relative_links_against_the_page(server: Server) -> None:
     html = "<html><body><article><p>Riga: <a href='../r/1'>link report</a></p></article></body>"
     server.routes["/news/riga/"] = (200, "text/html", html.encode())
-    _, (entry,) = load_source(f"{server.url}/news/riga/")
+    (entry,) = load_source(f"{server.url}/news/riga/").entries
     assert entry.links[0].url == f"{server.url}/news/r/1"
 
 
 def test_fetch_uses_the_http_charset(server: Server) -> None:
     html = "<html><body><p>Германия, Мюнхен: <a href='/x'>отчёт</a></p></body></html>"
     server.routes["/cp1251"] = (200, "text/html; charset=windows-1251", html.encode("cp1251"))
-    _, (entry,) = load_source(f"{server.url}/cp1251")
+    (entry,) = load_source(f"{server.url}/cp1251").entries
     assert (entry.country_original, entry.city, entry.city_original) == (
         "Германия",
         "Munich",
@@ -590,7 +593,7 @@ def test_fetch_uses_the_http_charset(server: Server) -> None:
 
 def test_fetch_csv(server: Server) -> None:
     server.routes["/seeds"] = (200, "text/csv; charset=utf-8", GOOD_CSV.encode("utf-8"))
-    _, got = load_source(f"{server.url}/seeds")
+    got = load_source(f"{server.url}/seeds").entries
     assert [e.city for e in got] == ["Copenhagen", "Moscow", "Brussels", None]
 
 

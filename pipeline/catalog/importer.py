@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -23,6 +24,7 @@ class ImportResult:
     cities_added: int = 0
     links_added: int = 0
     links_total: int = 0
+    link_ids: dict[str, int] = field(default_factory=dict)  # link_key -> catalog id
 
 
 def utcnow() -> datetime:
@@ -30,13 +32,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def link_key(country: str, city: str | None, url: str) -> str:
+    """How an import names a link: its place and URL."""
+    return f"{country}|{city or ''}|{url}"
+
+
 def import_entries(
-    session: Session, location: str, entries: list[SeedEntry], raw: bytes | None = None
+    session: Session,
+    location: str,
+    entries: list[SeedEntry],
+    raw: bytes | None = None,
+    link_ids: Mapping[str, int] | None = None,
+    sha256: str | None = None,
 ) -> ImportResult:
-    """Merge ``entries`` from ``location`` into the catalog; re-importing changes nothing."""
+    """Merge ``entries`` from ``location`` into the catalog; re-importing changes nothing.
+
+    New links take their id from ``link_ids`` (by :func:`link_key`) when given, so a
+    catalog rebuilt from the WARC files keeps the ids users know.
+    """
     result = ImportResult(source=location, entries=len(entries))
     source = session.scalar(select(Source).where(Source.location == location))
-    digest = hashlib.sha256(raw).hexdigest() if raw is not None else None
+    digest = hashlib.sha256(raw).hexdigest() if raw is not None else sha256
     if source is None:
         source = Source(location=location, imported_at=utcnow(), sha256=digest)
         session.add(source)
@@ -76,6 +92,7 @@ def import_entries(
             )
             if link is None:
                 link = Link(
+                    id=(link_ids or {}).get(link_key(entry.country, entry.city, seed_link.url)),
                     country_id=country.id,
                     city_id=city.id if city else None,
                     kind=seed_link.kind,
@@ -86,6 +103,7 @@ def import_entries(
                 session.add(link)
                 session.flush()
                 result.links_added += 1
+            result.link_ids[link_key(entry.country, entry.city, seed_link.url)] = link.id
             if session.get(LinkSource, (link.id, source.id)) is None:
                 session.add(LinkSource(link_id=link.id, source_id=source.id, label=seed_link.label))
             result.links_total += 1
