@@ -62,6 +62,11 @@ LOG_LEVEL = _env("SCRAPY_LOG_LEVEL", "INFO")
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 
 # --- Archiving components -------------------------------------------------------------------
+# Scrapy's HTTP/1.1 handler with a tee: the exact bytes of every exchange (spiders/wire.py).
+DOWNLOAD_HANDLERS = {
+    "http": "spiders.wire.WireCaptureDownloadHandler",
+    "https": "spiders.wire.WireCaptureDownloadHandler",
+}
 DOWNLOADER_MIDDLEWARES = {
     # Refuse hosts outside LINKARCHIVE_ALLOWED_HOSTS (the demo and tests allow loopback only).
     "spiders.middlewares.HostAllowlistMiddleware": 50,
@@ -69,7 +74,7 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "spiders.middlewares.OfflineCookiesMiddleware": 700,
     # Above HttpCompressionMiddleware (590) and RedirectMiddleware (600): sees every
-    # response, redirects and errors included, with its body still content-encoded.
+    # response, redirects and errors included, with the wire bytes of each attempt.
     "spiders.middlewares.WarcCaptureMiddleware": 950,
 }
 ITEM_PIPELINES = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from pipeline.catalog.dedup import Original
 from pipeline.config import paths
 from pipeline.crawlcontext import RUN_FIELD
 from spiders.dedup import DedupIndex
+from spiders.wire import WIRE_META_KEY, WireExchange
 
-# Scrapy does not keep the bytes of the status line and header block as received
-# (Twisted title-cases names and drops chunk framing), so records built here are a
-# faithful reconstruction, and say so.
+# When the wire bytes are not available (a proxy, a handler without capture), records are
+# rebuilt from Scrapy's objects (Twisted title-cases names, drops chunk framing and the
+# reason phrase): a faithful reconstruction that says so.
 CAPTURE_METHOD = {"WARC-Linkarchive-Capture": "reconstructed-from-scrapy-response"}
 
 
@@ -32,6 +34,17 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
+
+
+def _final_response(raw: bytes) -> bytes:
+    """The final response of a wire exchange: interim 1xx responses (Twisted skips
+    them: 100 Continue, 103 Early Hints) are not part of the response record."""
+    while raw[:9] in (b"HTTP/1.1 ", b"HTTP/1.0 ") and raw[9:10] == b"1":
+        end = raw.find(b"\r\n\r\n")
+        if end < 0:
+            break
+        raw = raw[end + 4 :]
+    return raw
 
 
 def _header_list(headers: Any) -> list[tuple[str, str]]:
@@ -94,9 +107,47 @@ class WarcStore:
         return store
 
     def write_exchange(self, request: Request, response: Response) -> str:
-        """Archive one request and its response; returns the response's WARC-Record-ID."""
+        """Archive one request and its response; returns the response's WARC-Record-ID.
+
+        The bytes as they went over the wire when the download handler teed them
+        (:mod:`spiders.wire`); otherwise a reconstruction from Scrapy's objects, marked so.
+        """
+        wire = request.meta.get(WIRE_META_KEY)
+        records = self._from_wire(request, response, wire) if wire else None
+        if records is None:
+            records = self._reconstructed(request, response)
+        response_record, payload_size, build_request = records
+        response_record = self._deduplicated(response, response_record, payload_size)
+        request_record = build_request(record_id(response_record))
+        self.writer.write_many([response_record, request_record])
+        return record_id(response_record)
+
+    def _from_wire(
+        self, request: Request, response: Response, wire: WireExchange
+    ) -> tuple[ArcWarcRecord, int, Callable[[str], ArcWarcRecord]] | None:
+        raw = _final_response(wire.response_bytes)
+        ip = wire.peer_ip or (str(response.ip_address) if response.ip_address else None)
+        extra = None if wire.complete else {"WARC-Truncated": "disconnect"}
+        if b"\r\n\r\n" not in wire.request_bytes:
+            return None  # not a whole HTTP request: fall back to a marked reconstruction
+        try:
+            record = self.factory.response_from_wire(response.url, raw, ip=ip, extra=extra)
+        except ValueError:
+            return None
+        payload_size = len(raw) - len(record.http_headers.headers_buff)
+
+        def build_request(concurrent_to: str) -> ArcWarcRecord:
+            return self.factory.request_from_wire(
+                request.url, wire.request_bytes, ip=ip, concurrent_to=concurrent_to
+            )
+
+        return record, payload_size, build_request
+
+    def _reconstructed(
+        self, request: Request, response: Response
+    ) -> tuple[ArcWarcRecord, int, Callable[[str], ArcWarcRecord]]:
         ip = str(response.ip_address) if response.ip_address else None
-        response_record = self.factory.response(
+        record = self.factory.response(
             response.url,
             response.status,
             _reason(response.status),
@@ -106,33 +157,36 @@ class WarcStore:
             ip=ip,
             extra=CAPTURE_METHOD,
         )
-        response_record = self._deduplicated(response, response_record)
         parts = urlsplit(request.url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = _header_list(request.headers)
         if not any(name.lower() == "host" for name, _ in headers):
             headers.insert(0, ("Host", parts.netloc))
-        request_record = self.factory.request(
-            request.url,
-            request.method,
-            target,
-            "HTTP/1.1",
-            headers,
-            request.body,
-            ip=ip,
-            concurrent_to=record_id(response_record),
-            extra=CAPTURE_METHOD,
-        )
-        self.writer.write_many([response_record, request_record])
-        return record_id(response_record)
 
-    def _deduplicated(self, response: Response, record: ArcWarcRecord) -> ArcWarcRecord:
+        def build_request(concurrent_to: str) -> ArcWarcRecord:
+            return self.factory.request(
+                request.url,
+                request.method,
+                target,
+                "HTTP/1.1",
+                headers,
+                request.body,
+                ip=ip,
+                concurrent_to=concurrent_to,
+                extra=CAPTURE_METHOD,
+            )
+
+        return record, len(response.body), build_request
+
+    def _deduplicated(
+        self, response: Response, record: ArcWarcRecord, payload_size: int
+    ) -> ArcWarcRecord:
         """``record``, or a revisit record instead when its payload is already archived."""
         if self.dedup is None or response.status != 200:
             return record
         digest = record.rec_headers.get_header("WARC-Payload-Digest")
         sha = digest.split(":", 1)[1]
-        original = self.dedup.lookup(sha, len(response.body))
+        original = self.dedup.lookup(sha, payload_size)
         if original is None:
             self.dedup.remember(
                 sha,
@@ -145,7 +199,12 @@ class WarcStore:
             return record
         if self.stats is not None:
             self.stats.inc_value("linkarchive/revisits")
-            self.stats.inc_value("linkarchive/bytes_deduplicated", len(response.body))
+            self.stats.inc_value("linkarchive/bytes_deduplicated", payload_size)
+        extra = {
+            k: v
+            for k, v in record.rec_headers.headers
+            if k in ("WARC-Linkarchive-Capture", "WARC-Truncated")
+        }
         return self.factory.revisit(
             response.url,
             record.http_headers.headers_buff,
@@ -154,7 +213,7 @@ class WarcStore:
             refers_to_uri=original.uri,
             refers_to_date=original.date,
             ip=record.rec_headers.get_header("WARC-IP-Address"),
-            extra=CAPTURE_METHOD,
+            extra=extra or None,
         )
 
     def write_context(self, url: str, context: dict[str, Any], refers_to: str | None) -> str:

@@ -297,8 +297,14 @@ class WireCaptureDownloadHandler(HTTP11DownloadHandler):
 
     After a successful download ``request.meta[WIRE_META_KEY]`` is the attempt's
     :class:`WireExchange`. It is absent when the download failed or went through a proxy
-    (``meta["proxy"]``: not supported, the request is downloaded uncaptured). The Scrapy
+    (``meta["proxy"]``: not supported, the request is downloaded uncaptured). ``complete``
+    is False for responses Scrapy returns although they did not end as framed (StopDownload,
+    DOWNLOAD_FAIL_ON_DATALOSS=False, a length-less body cut by a reset). The Scrapy
     Response is exactly what :class:`HTTP11DownloadHandler` returns.
+
+    Scrapy copies meta into redirect and retry requests; the handler drops a copied value
+    before each download, but a response that never reaches a handler (say, one served
+    by HttpCacheMiddleware) would still see its parent's exchange.
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -311,7 +317,7 @@ class WireCaptureDownloadHandler(HTTP11DownloadHandler):
         # Redirect and retry requests copy meta from the request they replace: never let
         # the previous attempt's exchange stand for this one.
         request.meta.pop(WIRE_META_KEY, None)
-        tap = None
+        tap: _WireTap | None = None
         if not request.meta.get("proxy"):
             tap = _WireTap()
         elif not self._proxy_warned:

@@ -262,3 +262,33 @@ def test_catalog_rebuilt_from_the_warc_files_alone_gives_the_same_answers(
         again = {c.record_id: (c.warc_file, c.warc_offset, c.link_id, c.role)
                  for c in rebuilt.scalars(select(Capture))}  # fmt: skip
         assert again == where
+
+
+def test_responses_are_stored_exactly_as_the_servers_sent_them(crawled: dict[str, Any]) -> None:
+    """Chunk framing, header case and order, reason phrase: the bytes off the wire."""
+    world = crawled["world"]
+    base = {url: site for site, url in world.base_urls.items()}
+    where = paths(crawled["home"])
+    compared = set()
+    with session_scope(_db(crawled)) as session:
+        for capture in session.scalars(select(Capture).where(Capture.record_type == "response")):
+            parts = urlsplit(capture.url)
+            site = base[f"{parts.scheme}://{parts.netloc}"]
+            record = read_record(where.warcs / capture.warc_file, capture.warc_offset)
+            assert record.get("WARC-Linkarchive-Capture") is None  # not a reconstruction
+            assert record.block in world.sent(site, parts.path), capture.url
+            compared.add(spec_kind(capture.url))
+    assert {"chunked", "gzip", "404", "503"} <= compared
+
+
+def spec_kind(url: str) -> str:
+    for spec in LINKS:
+        if url.endswith(spec.path):
+            for kind in ("chunked", "gzip"):
+                if kind in spec.demonstrates:
+                    return kind
+            if spec.status == 404:
+                return "404"
+            if spec.kind == "flaky":
+                return "503"
+    return "other"

@@ -27,7 +27,8 @@ CRAWL = Path(__file__).with_name("wirecrawl.py")
 SIMPLE = [
     "/plain", "/gzip", "/deflate", "/chunked", "/gzip-chunked", "/cookies", "/mixed-case",
     "/fine", "/gone-fishing", "/missing", "/error", "/image", "/empty", "/no-content",
-    "/not-modified", "/close", "/folded", "/bare-lf", "/trickle", "/large",
+    "/not-modified", "/close", "/folded", "/bare-lf", "/trickle", "/large", "/interim",
+    "/overrun",
 ]  # fmt: skip
 # One keep-alive connection, request after request; /drop-next makes the server drop the
 # request after it, which Twisted re-sends on a new connection.
@@ -46,6 +47,7 @@ FAILING = {
     "over-limit": "DownloadCancelledError",
     "over-limit-chunked": "DownloadCancelledError",
     "truncated": "ResponseDataLossError",
+    "redirect-fail": "ResponseDataLossError",
 }
 
 
@@ -71,7 +73,8 @@ def _spec(tag: str, base: str, what: str, query: str, **extra: Any) -> dict[str,
 
 def _job(plain: WireServer, chain: WireServer, tls: WireServer) -> dict[str, Any]:
     b = plain.base_url
-    limit = {"download_maxsize": LIMIT, "dont_retry": True}
+    once = {"dont_retry": True}
+    limit = {"download_maxsize": LIMIT, **once}
     requests = [_spec(p.strip("/"), b, p, "q=simple") for p in SIMPLE]
     requests += [
         _spec("head", b, "HEAD /plain", "q=head"),
@@ -90,7 +93,9 @@ def _job(plain: WireServer, chain: WireServer, tls: WireServer) -> dict[str, Any
         _spec(
             "timeout", b, "/stall", "q=timeout", meta={"download_timeout": 1, "dont_retry": True}
         ),
-        _spec("truncated", b, "/truncated", "q=fail", meta={"dont_retry": True}),
+        _spec("truncated", b, "/truncated", "q=fail", meta=once),
+        # The failing request after the redirect inherits the 302's meta.
+        _spec("redirect-fail", b, "/redirect-to-truncated", "q=first", meta=once),
         _spec(
             "dataloss-allowed",
             b,
@@ -160,12 +165,13 @@ def test_every_capture_is_exactly_what_crossed_the_wire(wire: Run) -> None:
         for attempt in wire.attempts():
             if (
                 attempt["wire"]
-                and attempt["tag"] != "stop"
+                and attempt["tag"] not in ("stop", "overrun")
                 and wire.server(attempt["url"]) is server
             ):
                 _match(server, attempt, pool)
         leftovers[server.port] = pool
-    # What is left was never captured: failed downloads, the proxied one, the stopped one,
+    # What is left was never captured whole: failed downloads, the proxied one, the stopped
+    # one, the one followed by bytes it does not own (see test_partial_and_limit_responses)
     # and the requests the server dropped (sent nothing) that Twisted re-sent.
     assert sorted(s.target for s in leftovers[wire.plain.port]) == sorted(
         [
@@ -173,7 +179,9 @@ def test_every_capture_is_exactly_what_crossed_the_wire(wire: Run) -> None:
             "/over-limit?q=over",
             "/over-limit-chunked?q=over",
             "/truncated?q=fail",
+            "/truncated?q=after-redirect",
             "/large?q=stop",
+            "/overrun?q=simple",
             f"{wire.plain.base_url}/plain?q=proxy",
         ]
     )
@@ -236,6 +244,10 @@ def test_one_keep_alive_connection_is_split_per_exchange(wire: Run) -> None:
     pool = list(server.exchanges)
     matched = [_match(server, a, pool) for a in wire.attempts() if a["tag"].startswith("chain")]
     assert matched == [i for i in range(len(expected)) if i != drop]
+    # Over TLS too: the chain is split the same way, on two connections.
+    assert [(s.conn, s.path) for s in wire.tls.exchanges if s.conn == 1] == [
+        (1, p) for p in TLS_CHAIN[TLS_CHAIN.index("/fine") :]
+    ]
     head = wire.attempts("chain3")[0]["wire"]
     assert head["request"].startswith("HEAD /plain?k=3 HTTP/1.1\r\n")
     assert b(head["response"]) == scenarios()["/plain"].head
@@ -251,6 +263,10 @@ def test_redirects_and_retries_get_one_capture_per_attempt(wire: Run) -> None:
     assert b(second["wire"]["response"]) == scenarios()["/plain"].response
     (final,) = [f for f in wire.out["final"] if f["tag"] == "redirect"]
     assert final["url"].endswith("/plain?from=redirect") and final["status"] == 200
+
+    moved, failed = wire.attempts("redirect-fail")
+    assert moved["wire"]["response"].startswith("HTTP/1.1 302 Found\r\n")
+    assert failed["exception"] == "ResponseDataLossError" and failed["wire"] is None
 
     tries = wire.attempts("error")
     assert [t["status"] for t in tries] == [500, 500]
@@ -284,7 +300,7 @@ def test_raw_bytes_keep_what_scrapy_normalises(wire: Run) -> None:
     post = only("post")["wire"]["request"]
     assert post.startswith("POST /echo?q=post HTTP/1.1\r\n")
     assert f"\r\nHost: 127.0.0.1:{wire.plain.port}\r\n" in post
-    assert "\r\nContent-Length: 9\r\n" in post and post.endswith("\r\n\r\na=1&b=caf\xe9")
+    assert "\r\nContent-Length: 10\r\n" in post and post.endswith("\r\n\r\na=1&b=caf\xe9")
     gz = only("tls/gzip")["wire"]["response"]
     assert b(gz).endswith(scenarios()["/gzip"].response.split(b"\r\n\r\n", 1)[1])
 
@@ -302,6 +318,14 @@ def test_partial_and_limit_responses(wire: Run) -> None:
     full = scenarios()["/large"].response
     got = b(stop["wire"]["response"])
     assert got.startswith(b"HTTP/1.1 200 OK\r\n") and full.startswith(got) and len(got) < len(full)
+
+    (overrun,) = wire.attempts("overrun")
+    assert b(overrun["wire"]["response"]) + b"EXTRA" == scenarios()["/overrun"].response
+    assert overrun["body"] == "exact" and overrun["wire"]["complete"]
+
+    (interim,) = wire.attempts("interim")
+    assert interim["status"] == 200 and interim["body"] == "after the hints"
+    assert interim["wire"]["response"].startswith("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 ")
 
     for tag in ("close", "tls/close"):
         (close,) = wire.attempts(tag)

@@ -110,7 +110,7 @@ class AttemptRecorder:
 
 class WireSpider(Spider):
     name = "wire"
-    handle_httpstatus_list = [204, 304, 404, 500]  # noqa: RUF012 - Scrapy's API
+    handle_httpstatus_list = [204, 304, 404, 500]
 
     def __init__(self, job: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -9,6 +9,7 @@ TLS (the records are then the plaintext inside it). Threaded, port 0, 127.0.0.1 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gzip
 import random
@@ -162,6 +163,9 @@ def scenarios() -> dict[str, Scenario]:
                 b'<a href="/plain?from=redirect">moved</a>',
             )
         ),
+        "/redirect-to-truncated": Scenario(
+            response("302 Found", [("Location", "/truncated?q=after-redirect")], b"")
+        ),
         "/missing": Scenario(
             response("404 Not Found", [("Content-Type", "text/plain")], b"no such page")
         ),
@@ -200,7 +204,7 @@ def scenarios() -> dict[str, Scenario]:
             response("200 OK", [("Content-Type", "application/octet-stream")], large)
         ),
         "/stall": Scenario(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\npartial...",
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nsome",
             stall=15.0,
         ),
         "/truncated": Scenario(
@@ -210,6 +214,15 @@ def scenarios() -> dict[str, Scenario]:
         ),
         "/drop-next": Scenario(
             response("200 OK", [("Content-Type", "text/plain")], b"armed"), drop_next=True
+        ),
+        "/interim": Scenario(
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+            + response("200 OK", [("Content-Type", "text/plain")], b"after the hints")
+        ),
+        # Five bytes more than Content-Length says: not part of the response.
+        "/overrun": Scenario(
+            response("200 OK", [("Content-Type", "text/plain")], b"exact") + b"EXTRA", close=True
         ),
         "/echo": Scenario(response("200 OK", [("Content-Type", "text/plain")], b"posted")),
     }
@@ -262,26 +275,29 @@ class WireServer:
     def close(self) -> None:
         """Stop accepting, hang up every connection and wait for the threads."""
         self._closing = True
+        if self._acceptor.is_alive():
+            self._acceptor.join(5)
         self._listener.close()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.sock.close()
-        self._acceptor.join(5)
         for conn in conns:
             if conn.thread is not None:
                 conn.thread.join(5)
 
     def _accept(self) -> None:
+        self._listener.settimeout(0.05)  # closing the socket does not wake accept()
         while not self._closing:
             try:
                 sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 conn = _Conn(len(self._conns), sock)
@@ -310,10 +326,8 @@ class WireServer:
                 sock = sock.unwrap()
             except (OSError, ssl.SSLError, ValueError):
                 pass
-        try:
+        with contextlib.suppress(OSError):
             sock.close()
-        except OSError:
-            pass
 
     def _read_request(self, conn: _Conn) -> bytes | None:
         while b"\r\n\r\n" not in conn.buffer:
