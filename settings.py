@@ -84,6 +84,9 @@ LINKARCHIVE_WARC_DIR = _env("WARC_DIR", os.path.join(_env("HOME", "data"), "warc
 LINKARCHIVE_WARC_PREFIX = _env("WARC_PREFIX", "linkarchive")
 LINKARCHIVE_WARC_MAX_SIZE = _env_int("WARC_MAX_SIZE", 1_000_000_000)
 LINKARCHIVE_WARC_FSYNC = _env_bool("WARC_FSYNC", True)
+# A 200 payload already archived (same SHA-256) becomes a revisit record.
+LINKARCHIVE_DEDUP = _env_bool("DEDUP", True)
+LINKARCHIVE_DEDUP_MIN_SIZE = _env_int("DEDUP_MIN_SIZE", 0)
 # Comma-separated host names; empty = any host.
 LINKARCHIVE_ALLOWED_HOSTS = [h for h in _env("ALLOWED_HOSTS", "").split(",") if h.strip()]
 # Follow a photo gallery's pagination at most this many pages deep.
