@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from wireserver import HTML, LIMIT, WireServer
 
 from archive import decoded_payload, iter_records, verify_record
-from tests.wireserver import HTML, LIMIT, WireServer
 
 pytestmark = pytest.mark.e2e
 
