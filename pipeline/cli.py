@@ -34,6 +34,7 @@ from pipeline.seeds import DEFAULT_SOURCE, LINK_KINDS, SeedError
 
 STATUSES = ("pending", "alive", "redirected", "dead", "error")
 DEMO_MARKER = ".linkarchive-demo"
+WARC_SUFFIXES = (".warc", ".warc.gz")
 LONG_FIELDS = ("title", "url", "label", "final_url", "description", "author")
 # A terminal's width is respected; piped output is not squeezed into 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -513,6 +514,39 @@ def warc_recover(ctx: click.Context) -> None:
     say(f"{len(stale)} files recovered; {result.files} files indexed ({result.captures} captures).")
 
 
+@warc.command("import")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.pass_context
+def warc_import(ctx: click.Context, sources: tuple[str, ...]) -> None:
+    """Index WARC files written by other tools (wget, Heritrix, Browsertrix, pywb...) where
+    they are, without copying or altering them."""
+    from pipeline.indexer import import_files
+
+    files: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            files += [p for p in sorted(source.rglob("*")) if p.name.endswith(WARC_SUFFIXES)]
+        else:
+            files.append(source)
+    if not files:
+        raise UserError(f"no WARC files (*.warc, *.warc.gz) in {', '.join(sources)}")
+    with session_scope(_home(ctx).database_url) as session:
+        result = import_files(session, files)
+    for problem in result.problems:
+        Console(stderr=True).print(f"linkarchive: skipped: {problem}", markup=False, soft_wrap=True)
+    say(
+        f"Imported {result.files} WARC files ({result.skipped} already in the catalog): "
+        f"{result.captures} captures, {result.bytes / 1e6:.1f} MB"
+        + (
+            f"; {result.duplicates} records already indexed from other files."
+            if result.duplicates
+            else "."
+        )
+    )
+    if result.problems:
+        raise click.exceptions.Exit(1)
+
+
 @cli.command()
 def replica() -> None:
     """Serve the offline replica world until Ctrl-C (for trying the crawler by hand)."""
@@ -570,7 +604,9 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> int:
     """Run the CLI; expected failures become one line on stderr and a non-zero exit."""
     try:
-        run(args=argv, prog_name="linkarchive", standalone_mode=False)
+        code = run(args=argv, prog_name="linkarchive", standalone_mode=False)
+        if isinstance(code, int):  # a command that ended with click's Exit(code)
+            return code
     except click.UsageError as exc:
         hint = f" (try `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         return _fail(f"{exc.format_message()}{hint}", 2)

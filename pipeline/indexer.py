@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from warcio.exceptions import ArchiveLoadFailed
 
-from archive import RecordLocation, StoredRecord, iter_records, sha256_hex, write_cdxj
+from archive import (
+    RecordLocation,
+    StoredRecord,
+    TruncatedWarcError,
+    decoded_payload,
+    iter_records,
+    sha256_hex,
+    write_cdxj,
+)
 from pipeline.catalog.importer import import_entries, utcnow
 from pipeline.catalog.models import (
     Capture,
@@ -29,6 +38,7 @@ from pipeline.catalog.models import (
     WarcFile,
 )
 from pipeline.crawlcontext import METADATA_FORMAT, RUN_FIELD, SEED_FORMAT
+from pipeline.extract import extract_metadata
 from pipeline.seedarchive import entries_from_context
 
 
@@ -43,6 +53,7 @@ class IndexResult:
     bytes: int = 0
     revisits: int = 0
     bytes_deduplicated: int = 0
+    duplicates: int = 0  # records skipped on import: already indexed from another file
     problems: list[str] = field(default_factory=list)
 
 
@@ -77,11 +88,61 @@ def index_files(
     return result
 
 
-def _index_file(session: Session, path: Path, result: IndexResult) -> None:
+def import_files(session: Session, paths: Iterable[Path]) -> IndexResult:
+    """Index WARC files written by any tool, where they are: never copied nor altered.
+
+    Files are named in the catalog by their absolute path. Metadata is extracted from
+    their HTML responses, and captures of URLs the catalog lists are tied to those links.
+    A damaged file keeps the complete records before the damage; an unreadable one is
+    skipped; both are reported in ``problems``.
+    """
+    result = IndexResult()
+    known = set(session.scalars(select(WarcFile.name)))
+    for path in sorted(Path(p).resolve() for p in paths):
+        if str(path) in known:
+            result.skipped += 1
+            continue
+        attempt = IndexResult()
+        try:
+            with session.begin_nested():
+                _index_file(session, path, attempt, name=str(path), extract=True)
+        except TruncatedWarcError as exc:
+            if exc.offset == 0:
+                result.problems.append(f"{path}: not a readable WARC file ({exc.reason}); skipped")
+                continue
+            attempt = IndexResult()
+            with session.begin_nested():
+                _index_file(session, path, attempt, name=str(path), extract=True, strict=False)
+            result.problems.append(
+                f"{path}: damaged at offset {exc.offset} ({exc.reason}); "
+                f"{attempt.captures} captures before it imported, the rest skipped"
+            )
+        except (ArchiveLoadFailed, OSError, ValueError) as exc:
+            result.problems.append(f"{path}: not a readable WARC file ({exc}); skipped")
+            continue
+        for name in ("captures", "outcomes", "bytes", "revisits", "bytes_deduplicated",
+                     "duplicates"):  # fmt: skip
+            setattr(result, name, getattr(result, name) + getattr(attempt, name))
+        result.files += 1
+        known.add(str(path))
+    return result
+
+
+def _index_file(
+    session: Session,
+    path: Path,
+    result: IndexResult,
+    *,
+    name: str | None = None,
+    extract: bool = False,
+    strict: bool = True,
+) -> None:
     run_id: int | None = None
     contexts: list[tuple[str, datetime, dict]] = []
     records = 0
-    for location, record in iter_records(path):
+    for location, record in iter_records(path, strict=strict):
+        if name is not None:
+            location = replace(location, filename=name)
         records += 1
         if record.rec_type == "warcinfo":
             fields = _warc_fields(record.payload)
@@ -92,7 +153,15 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
                 session.add(CrawlRun(id=run_id, started_at=when, status="rebuilt"))
                 session.flush()
         elif record.rec_type in ("response", "revisit"):
-            session.add(_capture(session, record, location, run_id, result))
+            if extract and session.scalar(
+                select(Capture.id).where(Capture.record_id == location.record_id)
+            ):
+                result.duplicates += 1  # a copy of a record already indexed from another file
+                continue
+            capture = _capture(session, record, location, run_id, result)
+            session.add(capture)
+            if extract:
+                _describe_foreign(session, capture, record)
         elif record.rec_type == "metadata" and "json" in (record.content_type or ""):
             try:
                 context = json.loads(record.payload)
@@ -119,7 +188,7 @@ def _index_file(session: Session, path: Path, result: IndexResult) -> None:
             result.outcomes += 1
     session.add(
         WarcFile(
-            name=path.name,
+            name=name or path.name,
             path=str(path.resolve()),
             size=path.stat().st_size,
             records=records,
@@ -163,6 +232,40 @@ def _capture(
         warc_file=location.filename,
         warc_offset=location.offset,
         warc_length=location.length,
+    )
+
+
+def _describe_foreign(session: Session, capture: Capture, record: StoredRecord) -> None:
+    """For another tool's capture: tie it to a catalog link of its URL, extract metadata."""
+    link = session.scalar(select(Link).where(Link.url == capture.url).limit(1))
+    if link is not None:
+        capture.link_id, capture.role = link.id, "page"
+    content_type = (capture.content_type or "").lower()
+    if capture.http_status != 200 or not any(t in content_type for t in ("html", "pdf")):
+        return
+    try:
+        body = decoded_payload(record)
+    except ValueError:
+        return
+    meta = extract_metadata(body, capture.url, capture.content_type).to_dict()
+    session.flush()
+    session.add(_metadata_row(capture.id, meta))
+
+
+def _metadata_row(capture_id: int, extracted: dict) -> PageMetadataRow:
+    published = extracted.get("published")
+    return PageMetadataRow(
+        capture_id=capture_id,
+        title=extracted.get("title"),
+        description=extracted.get("description"),
+        author=extracted.get("author"),
+        published=date.fromisoformat(published) if published else None,
+        language=extracted.get("language"),
+        site_name=extracted.get("site_name"),
+        canonical_url=extracted.get("canonical_url"),
+        images=extracted.get("images") or [],
+        text=extracted.get("text"),
+        encoding=extracted.get("encoding"),
     )
 
 
@@ -240,22 +343,7 @@ def _apply_context(session: Session, record_id: str, when: datetime, context: di
     )
     extracted = context.get("metadata")
     if final is not None and extracted and session.get(PageMetadataRow, final.id) is None:
-        published = extracted.get("published")
-        session.add(
-            PageMetadataRow(
-                capture_id=final.id,
-                title=extracted.get("title"),
-                description=extracted.get("description"),
-                author=extracted.get("author"),
-                published=date.fromisoformat(published) if published else None,
-                language=extracted.get("language"),
-                site_name=extracted.get("site_name"),
-                canonical_url=extracted.get("canonical_url"),
-                images=extracted.get("images") or [],
-                text=extracted.get("text"),
-                encoding=extracted.get("encoding"),
-            )
-        )
+        session.add(_metadata_row(final.id, extracted))
     if link.updated_at is None or when >= link.updated_at:
         link.status = outcome["status"]
         link.final_url = outcome.get("final_url")
