@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# pywb (replay) pins libraries of its own: it gets an environment of its own.
+REPLAY := .venv-replay
+WAYBACK := $(REPLAY)/bin/wayback
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench replay clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,13 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+$(WAYBACK):
+	$(PYTHON) -m venv $(REPLAY)
+	$(REPLAY)/bin/python -m pip install --quiet --upgrade pip
+	$(REPLAY)/bin/python -m pip install --quiet "pywb>=2.8,<3"
+
 setup: $(STAMP)
 
 demo: setup
 	$(BIN)/linkarchive demo
 
-test: setup
-	$(BIN)/python -m pytest
+test: setup $(WAYBACK)
+	LINKARCHIVE_WAYBACK=$(abspath $(WAYBACK)) $(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .
@@ -31,5 +39,8 @@ format: setup
 bench: setup
 	$(BIN)/python -m bench.run
 
+replay: setup $(WAYBACK)
+	LINKARCHIVE_WAYBACK=$(abspath $(WAYBACK)) $(BIN)/linkarchive replay
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(REPLAY) build *.egg-info .pytest_cache .ruff_cache

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from cdxj_indexer import CDXJIndexer
 
-__all__ = ["cdxj_name", "read_cdxj", "write_cdxj"]
+__all__ = ["REPLAYED_RECORDS", "cdxj_name", "read_cdxj", "write_cdxj"]
+
+REPLAYED_RECORDS = "response,revisit,resource"  # cdxj-indexer takes a comma list
 
 
 def cdxj_name(warc: Path) -> str:
@@ -20,15 +22,21 @@ def cdxj_name(warc: Path) -> str:
 def write_cdxj(warc: Path, directory: Path) -> Path:
     """Write the sorted CDXJ index of ``warc`` into ``directory`` (atomically); returns it.
 
-    Uses the field's own indexer (cdxj-indexer, pywb's): response, revisit, resource and
-    metadata records, ``filename`` being the WARC file's base name.
+    Uses the field's own indexer (cdxj-indexer, pywb's) on the records a replay shows:
+    response, revisit and resource records (not our metadata records, which share their
+    response's URL and would be served in its place), ``filename`` being the base name.
     """
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / cdxj_name(warc)
     partial = target.with_name(target.name + ".partial")
     with partial.open("w", encoding="utf-8") as out:
         CDXJIndexer(
-            output=out, inputs=[str(warc)], sort=True, post_append=True, dir_root=str(warc.parent)
+            output=out,
+            inputs=[str(warc)],
+            sort=True,
+            post_append=True,
+            dir_root=str(warc.parent),
+            records=REPLAYED_RECORDS,
         ).process_all()
         out.flush()
         os.fsync(out.fileno())

@@ -547,6 +547,104 @@ def warc_import(ctx: click.Context, sources: tuple[str, ...]) -> None:
         raise click.exceptions.Exit(1)
 
 
+@cli.group()
+def export() -> None:
+    """Package archived links for sharing and replay."""
+
+
+@export.command("wacz")
+@click.option("--country", help="Only links of this country.")
+@click.option("--city", help="Only links of this city.")
+@click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
+@click.option("--run", "run_id", type=click.IntRange(1), help="Only captures of this crawl run.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wacz file."
+)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.pass_context
+def export_wacz(
+    ctx: click.Context,
+    country: str | None,
+    city: str | None,
+    kind: str | None,
+    run_id: int | None,
+    output: str,
+    force: bool,
+) -> None:
+    """Write the selected links' captures as a WACZ package (ReplayWeb.page, pywb)."""
+    from archive.wacz import WaczError, write_wacz
+    from pipeline.catalog.queries import Selection
+    from pipeline.export import ExportError, plan_export
+
+    target = Path(output)
+    if target.suffix != ".wacz":
+        raise UserError(f"{output}: a WACZ package's name must end in .wacz")
+    if target.exists() and not force:
+        raise UserError(f"{output} exists; use --force to replace it")
+    if not target.absolute().parent.is_dir():
+        raise UserError(f"cannot write {output}: no directory {target.absolute().parent}")
+    where = _home(ctx)
+    try:
+        with session_scope(where.database_url) as session:
+            plan = plan_export(
+                session, Selection(country=country, city=city, kind=kind), where.warcs, run_id
+            )
+        with console.status(f"Packaging {len(plan.members)} WARC records"):
+            summary = write_wacz(
+                target,
+                plan.members,
+                plan.pages,
+                title=plan.title,
+                description=plan.description,
+                overwrite=force,
+            )
+    except (ExportError, WaczError) as exc:
+        raise UserError(str(exc)) from exc
+    except FileExistsError:
+        raise UserError(f"{output} exists; use --force to replace it") from None
+    for warning in plan.warnings:
+        Console(stderr=True).print(f"linkarchive: warning: {warning}", markup=False, soft_wrap=True)
+    say(
+        f"Wrote {output}: {plan.links} links, {summary.pages} pages, {summary.records} WARC "
+        f"records ({summary.warc_bytes / 1e6:.1f} MB) from {len(plan.files)} WARC files."
+    )
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.pass_context
+def replay(ctx: click.Context, port: int) -> None:
+    """Serve the archive for viewing in pywb on 127.0.0.1, until Ctrl-C."""
+    import signal
+    import subprocess
+
+    from pipeline.replay import archived_pages, find_wayback, prepare, replay_url
+
+    wayback = find_wayback()
+    if wayback is None:
+        raise UserError(
+            "pywb is not installed: pip install -e '.[replay]' (or set LINKARCHIVE_WAYBACK)"
+        )
+    where = _home(ctx)
+    root = prepare(where)
+    base = f"http://127.0.0.1:{port}"
+    with session_scope(where.database_url) as session:
+        for link, capture in archived_pages(session):
+            say(f"{link.id:>5}  {replay_url(base, capture)}")
+    say(f"Replaying {where.warcs} at {base}/linkarchive/ (Ctrl-C to stop)")
+    server = subprocess.Popen([wayback, "--bind", "127.0.0.1", "--port", str(port)], cwd=root)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a terminated replay takes its server along
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        server.wait(10)
+
+
 @cli.command()
 def replica() -> None:
     """Serve the offline replica world until Ctrl-C (for trying the crawler by hand)."""
