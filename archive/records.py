@@ -299,12 +299,9 @@ class RecordFactory:
         target = _check_text("request target", target)
         if not target or " " in target or "\t" in target:
             raise ValueError(f"invalid request target: {target!r}")
-        version = _http_version(http_version)
-        headers = list(headers)
-        head = _encode_http_head(f"{method} {target} {version}", headers)
-        http = ExactHttpHeaders(f"{target} {version}", headers, method, head)
-        return self._http_record(
-            "request", url, HTTP_REQUEST_TYPE, http, bytes(body), ip, concurrent_to, date, extra
+        head = _encode_http_head(f"{method} {target} {_http_version(http_version)}", headers)
+        return self.request_from_wire(
+            url, head + bytes(body), ip=ip, concurrent_to=concurrent_to, date=date, extra=extra
         )
 
     def response(
@@ -329,12 +326,9 @@ class RecordFactory:
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999:
             raise ValueError(f"invalid HTTP status: {status!r}")
         reason = _check_text("reason phrase", reason)
-        version = _http_version(http_version)
-        headers = list(headers)
-        head = _encode_http_head(f"{version} {status} {reason}", headers)
-        http = ExactHttpHeaders(f"{status} {reason}", headers, version, head)
-        return self._http_record(
-            "response", url, HTTP_RESPONSE_TYPE, http, bytes(body), ip, concurrent_to, date, extra
+        head = _encode_http_head(f"{_http_version(http_version)} {status} {reason}", headers)
+        return self.response_from_wire(
+            url, head + bytes(body), ip=ip, concurrent_to=concurrent_to, date=date, extra=extra
         )
 
     def response_from_wire(
