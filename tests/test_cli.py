@@ -193,6 +193,9 @@ BAD_INPUT = [
     ("get", "999999", "-o", "out.html"),
     ("get", "1"),
     ("no-such-command",),
+    ("warc", "import", "/no/such/dir"),
+    ("catalog", "rebuild", "--into", "nosuchdb://nowhere"),
+    ("export", "wacz", "-o", "out.zip"),
 ]
 
 
@@ -207,6 +210,28 @@ def test_bad_input_gives_one_clear_line(
     assert len(lines) == 1, err
     assert lines[0].startswith("linkarchive: error: ")
     assert "Traceback" not in err
+
+
+def test_rebuild_refuses_a_catalog_that_is_not_empty(
+    home: Path, world: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "seeds", "import", world.index_url)[0] == 0
+    current = f"sqlite:///{home / 'catalog.sqlite'}"
+    code, _, err = run(capsys, "catalog", "rebuild", "--into", current)
+    assert code == 1 and "another database than the current catalog" in err
+    other = f"sqlite:///{home / 'other.sqlite'}"
+    assert run(capsys, "catalog", "rebuild", "--into", other)[0] == 0
+    code, _, err = run(capsys, "catalog", "rebuild", "--into", other)
+    assert code == 1 and "is not empty" in err
+
+
+def test_replay_without_pywb_says_how_to_install_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LINKARCHIVE_WAYBACK", "/no/such/wayback")
+    code, _, err = run(capsys, "replay")
+    assert code == 1
+    assert err.startswith("linkarchive: error: pywb is not installed")
 
 
 def test_crawl_of_an_empty_catalog_fails_cleanly(
