@@ -116,7 +116,7 @@ def test_a_killed_batch_keeps_what_it_archived(
     home = tmp_path / "home"
     # Same host, so one batch: the hanging link keeps the crawl process alive until the
     # flow kills it (SIGKILL) at the timeout, with the report already written to its WARC.
-    result = crawl_flow(source=source, home=str(home), batch_timeout=6)
+    result = crawl_flow(source=source, home=str(home), batch_timeout=8)
     assert result["status"] == "partial"
     warcs = paths(home).warcs
     assert not list(warcs.glob("*.open")), "killed crawls' files are recovered"
