@@ -159,6 +159,13 @@ def plan_export(
     links = select_links(session, selection)
     if not links:
         raise ExportError("no links match the selection")
+    return plan_links(session, links, warcs, run_id, _title(links, selection, run_id))
+
+
+def plan_links(
+    session: Session, links: list[Link], warcs: Path, run_id: int | None, title: str
+) -> ExportPlan:
+    """The members and pages of a package of these links' captures (in run ``run_id``)."""
     link_ids = {link.id for link in links}
     in_run = [Capture.run_id == run_id] if run_id is not None else []
     shared = select(Media.capture_id).where(Media.link_id.in_(link_ids))
@@ -245,7 +252,6 @@ def plan_export(
         for c in page_captures
     ]
     unique = sorted(set(members), key=lambda m: (str(m.path), m.offset))
-    title = _title(links, selection, run_id)
     description = (
         f"{len(links)} curated links ({len(pages)} page captures) archived by linkarchive: "
         f"{len(captures)} captures with their requests and crawl-context metadata, and "
