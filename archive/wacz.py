@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -258,12 +258,17 @@ def write_wacz(
     software: str | None = None,
     created: datetime | None = None,
     overwrite: bool = False,
+    extra: Callable[[list[dict[str, Any]]], list[tuple[str, bytes]]] | None = None,
+    seal: Callable[[str], dict[str, Any]] | None = None,
 ) -> WaczSummary:
     """Write a WACZ 1.1.1 package of ``members`` with ``pages`` as its entry points.
 
     Everything is built beside ``target`` and renamed into place at the end, so a
     failure leaves no partial package. An existing ``target`` is replaced only with
-    ``overwrite``.
+    ``overwrite``. ``extra`` is given the resources written so far (name, path, hash,
+    bytes) and returns more files to package (listed in datapackage.json too); ``seal``
+    is given datapackage.json's hash and returns fields to add to datapackage-digest.json
+    (a signature, a timestamp).
     """
     target = Path(target)
     if target.exists() and not overwrite:
@@ -292,6 +297,13 @@ def write_wacz(
         for name, path, _ in files:
             digest, size = _sha256_file(path)
             resources.append({"name": Path(name).name, "path": name, "hash": digest, "bytes": size})
+        for name, data in extra(list(resources)) if extra else []:
+            path = work / "extra" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            files.append((name, path, zipfile.ZIP_DEFLATED))
+            digest, size = _sha256_file(path)
+            resources.append({"name": Path(name).name, "path": name, "hash": digest, "bytes": size})
         package: dict[str, Any] = {
             "profile": "data-package",
             "wacz_version": WACZ_VERSION,
@@ -305,10 +317,12 @@ def write_wacz(
             "resources": resources,
         }
         manifest = (json.dumps(package, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-        digest = {
+        digest: dict[str, Any] = {
             "path": "datapackage.json",
             "hash": "sha256:" + hashlib.sha256(manifest).hexdigest(),
         }
+        if seal is not None:
+            digest |= seal(digest["hash"])
         partial = work / "package.wacz"
         with zipfile.ZipFile(partial, "w", allowZip64=True) as zf:
             for name, path, compress in files:
