@@ -259,7 +259,7 @@ def write_wacz(
     created: datetime | None = None,
     overwrite: bool = False,
     extra: Callable[[list[dict[str, Any]]], list[tuple[str, bytes]]] | None = None,
-    seal: Callable[[str], dict[str, Any]] | None = None,
+    seal: Callable[[str], tuple[dict[str, Any], list[tuple[str, bytes]]]] | None = None,
 ) -> WaczSummary:
     """Write a WACZ 1.1.1 package of ``members`` with ``pages`` as its entry points.
 
@@ -268,7 +268,7 @@ def write_wacz(
     ``overwrite``. ``extra`` is given the resources written so far (name, path, hash,
     bytes) and returns more files to package (listed in datapackage.json too); ``seal``
     is given datapackage.json's hash and returns fields to add to datapackage-digest.json
-    (a signature, a timestamp).
+    (a signature) and files that can only follow it (a timestamp token over it).
     """
     target = Path(target)
     if target.exists() and not overwrite:
@@ -321,8 +321,10 @@ def write_wacz(
             "path": "datapackage.json",
             "hash": "sha256:" + hashlib.sha256(manifest).hexdigest(),
         }
+        after: list[tuple[str, bytes]] = []
         if seal is not None:
-            digest |= seal(digest["hash"])
+            fields, after = seal(digest["hash"])
+            digest |= fields
         partial = work / "package.wacz"
         with zipfile.ZipFile(partial, "w", allowZip64=True) as zf:
             for name, path, compress in files:
@@ -332,6 +334,7 @@ def write_wacz(
             for name, data in (
                 ("datapackage.json", manifest),
                 ("datapackage-digest.json", (json.dumps(digest, indent=2) + "\n").encode()),
+                *after,
             ):
                 zf.writestr(_zip_info(name, created, zipfile.ZIP_DEFLATED, len(data)), data)
         with partial.open("rb+") as fh:

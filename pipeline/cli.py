@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -383,14 +383,32 @@ def show(ctx: click.Context, link_id: int) -> None:
 @cli.command()
 @click.argument("capture_id", type=int)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--reason", help="Why it is retrieved (written into the capture's custody ledger).")
+@click.option(
+    "--requested-by",
+    metavar="NAME",
+    help="Who asked for it (default $LINKARCHIVE_ACTOR, else user@host).",
+)
 @click.pass_context
-def get(ctx: click.Context, capture_id: int, output: str) -> None:
-    """Write a capture's archived payload, decoded, to a file ('-' for stdout)."""
+def get(
+    ctx: click.Context,
+    capture_id: int,
+    output: str,
+    reason: str | None,
+    requested_by: str | None,
+) -> None:
+    """Write a capture's archived payload, decoded, to a file ('-' for stdout).
+
+    The retrieval is appended to the capture's custody ledger.
+    """
+    import hashlib
+
     from sqlalchemy import select
 
     from archive import decoded_payload, read_record
     from pipeline.catalog.models import WarcFile
     from pipeline.catalog.queries import get_capture, payload_capture
+    from pipeline.custody import append_event, current_actor, record_capture_events
 
     where = _home(ctx)
     with session_scope(where.database_url) as session:
@@ -403,9 +421,31 @@ def get(ctx: click.Context, capture_id: int, output: str) -> None:
     body = decoded_payload(read_record(warc, holder.warc_offset))
     if output == "-":
         sys.stdout.buffer.write(body)
-        return
-    Path(output).write_bytes(body)
-    say(f"Wrote {len(body)} bytes of {capture.url} to {output}")
+        sys.stdout.buffer.flush()
+    else:
+        Path(output).write_bytes(body)
+    details = {
+        "output": output if output == "-" else str(Path(output).resolve()),
+        "bytes": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "content": "payload, content-encoding decoded",
+        "payload_record": holder.record_id,
+    }
+    with session_scope(where.database_url) as session:
+        # A capture indexed before custody ledgers existed gets its ledger now.
+        record_capture_events(
+            session, capture, reason="ledger started on retrieval: indexed before ledgers existed"
+        )
+        append_event(
+            session,
+            capture_id,
+            "retrieved",
+            actor=requested_by or current_actor(),
+            reason=reason,
+            details=details,
+        )
+    if output != "-":
+        say(f"Wrote {len(body)} bytes of {capture.url} to {output}")
 
 
 @cli.command()
@@ -645,6 +685,111 @@ def replay(ctx: click.Context, port: int) -> None:
         server.wait(10)
 
 
+@cli.group()
+def evidence() -> None:
+    """Evidence packages for legal teams: export, verify, the archive's key."""
+
+
+def _parse_moment(_ctx: click.Context, param: click.Parameter, value: str | None):  # noqa: ANN202
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or time (use e.g. 2020-10-10 or 2020-10-10T18:00Z)",
+            param=param,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@evidence.command("export")
+@click.argument("target", required=False)
+@click.option("--capture", "capture_id", type=click.IntRange(1), help="Export this capture.")
+@click.option("--at", callback=_parse_moment, help="The capture closest to this time (UTC).")
+@click.option("--reason", required=True, help="Why this evidence is exported (recorded).")
+@click.option("--requested-by", help="Who asked for it (recorded; default: you).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.pass_context
+def evidence_export(
+    ctx: click.Context,
+    target: str | None,
+    capture_id: int | None,
+    at: datetime | None,
+    reason: str,
+    requested_by: str | None,
+    output: str,
+    force: bool,
+) -> None:
+    """Export one capture (LINK_ID, URL or --capture ID) as a signed evidence package."""
+    from pipeline.evidence import choose_capture, export_evidence
+
+    path = Path(output)
+    if path.suffix != ".wacz":
+        raise UserError(f"{output}: an evidence package's name must end in .wacz")
+    if path.exists() and not force:
+        raise UserError(f"{output} exists; use --force to replace it")
+    if not path.absolute().parent.is_dir():
+        raise UserError(f"cannot write {output}: no directory {path.absolute().parent}")
+    where = _home(ctx)
+    with session_scope(where.database_url) as session:
+        capture = choose_capture(session, target, capture_id, at)
+        with console.status("Packaging, signing" + (" and timestamping" if _tsa() else "")):
+            result = export_evidence(
+                session,
+                where,
+                capture,
+                reason=reason,
+                requested_by=requested_by,
+                output=path,
+                overwrite=force,
+                tsa_url=_tsa(),
+            )
+    say(
+        f"Wrote {output}: capture {result.capture_id}, {result.records} WARC records, signed by "
+        f"{result.fingerprint}" + (", timestamped." if result.timestamped else ".")
+    )
+
+
+def _tsa() -> str | None:
+    return os.environ.get("LINKARCHIVE_TSA_URL") or None
+
+
+@evidence.command("verify")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tsa-cert", type=click.Path(exists=True, dir_okay=False))
+def evidence_verify(package: str, public_key: str | None, tsa_cert: str | None) -> None:
+    """Check a package offline: file hashes, signature, custody chain, WARC digests, timestamp."""
+    from pipeline.evidence import verify_package
+
+    verdict = verify_package(
+        Path(package),
+        public_key=Path(public_key) if public_key else None,
+        tsa_cert=Path(tsa_cert) if tsa_cert else None,
+    )
+    for name, value in verdict.facts.items():
+        say(f"  {name}: {value}")
+    for note in verdict.notes:
+        say(f"  note: {note}")
+    if verdict.problems:
+        raise UserError(f"NOT VERIFIED: {verdict.problems[0]}")
+    say(f"VERIFIED: {package}")
+
+
+@evidence.command("key")
+@click.pass_context
+def evidence_key(ctx: click.Context) -> None:
+    """Print the archive's public key and its fingerprint (created on first use)."""
+    from archive.signing import fingerprint, load_or_create_key, public_key_pem
+    from pipeline.evidence import key_path
+
+    key = load_or_create_key(key_path(_home(ctx)))
+    click.echo(public_key_pem(key).rstrip("\n"))
+    say(f"fingerprint: {fingerprint(key)}")
+
+
 @cli.command()
 def replica() -> None:
     """Serve the offline replica world until Ctrl-C (for trying the crawler by hand)."""
@@ -686,9 +831,13 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (UserError, SeedError, Catalo
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
+    from archive.signing import SigningError
+    from archive.timestamp import TimestampError
     from pipeline.catalog.queries import QueryError
+    from pipeline.custody import CustodyError
+    from pipeline.evidence import EvidenceError
 
-    return (*EXPECTED_ERRORS, QueryError)
+    return (*EXPECTED_ERRORS, QueryError, EvidenceError, SigningError, TimestampError, CustodyError)
 
 
 def _fail(message: str, code: int) -> int:

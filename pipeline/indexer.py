@@ -38,6 +38,7 @@ from pipeline.catalog.models import (
     WarcFile,
 )
 from pipeline.crawlcontext import METADATA_FORMAT, RUN_FIELD, SEED_FORMAT
+from pipeline.custody import record_captures
 from pipeline.extract import extract_metadata
 from pipeline.seedarchive import entries_from_context
 
@@ -139,6 +140,8 @@ def _index_file(
 ) -> None:
     run_id: int | None = None
     contexts: list[tuple[str, datetime, dict]] = []
+    new_captures: list[tuple[Capture, dict[str, str]]] = []  # each with its warcinfo fields
+    fields: dict[str, str] = {}
     records = 0
     for location, record in iter_records(path, strict=strict):
         if name is not None:
@@ -160,6 +163,7 @@ def _index_file(
                 continue
             capture = _capture(session, record, location, run_id, result)
             session.add(capture)
+            new_captures.append((capture, fields))
             if extract:
                 _describe_foreign(session, capture, record)
         elif record.rec_type == "metadata" and "json" in (record.content_type or ""):
@@ -175,6 +179,7 @@ def _index_file(
                     (location.record_id, _parse_warc_date(record.get("WARC-Date") or ""), context)
                 )
     session.flush()
+    record_captures(session, new_captures)  # each capture's custody ledger: captured, indexed
     for record_id, when, context in contexts:
         if context["format"] == SEED_FORMAT:
             import_entries(

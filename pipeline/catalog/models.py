@@ -204,3 +204,29 @@ class CrawlOutcome(Base):
     capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id"))
     metadata_record_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     checked_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CustodyEvent(Base):
+    """One line of a capture's chain-of-custody ledger (see ``pipeline.custody``).
+
+    ``line`` is the event exactly as written (canonical JSON) and is what the hash chain
+    covers: ``prev_sha256`` is the SHA-256 of the previous line of the same capture, and
+    the other columns are a queryable copy of the line's fields.
+    """
+
+    __tablename__ = "custody_events"
+    __table_args__ = (UniqueConstraint("capture_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    event: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(500))
+    tool: Mapped[str] = mapped_column(String(100))
+    tool_version: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    prev_sha256: Mapped[str | None] = mapped_column(String(64))
+    line: Mapped[str] = mapped_column(Text)
+    line_sha256: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,381 @@
+"""Evidence packages: one capture as a signed, timestamped WACZ with its chain of custody.
+
+Export writes a WACZ 1.1.1 package (every record of the capture copied unchanged) plus
+``evidence/summary.html`` and ``.md`` for a lawyer, ``evidence/custody.jsonl`` (the
+capture's hash-chained ledger, this export included) and ``evidence/manifest-sha256.txt``
+(``sha256sum -c``); ``datapackage-digest.json`` is signed with the archive's own key and,
+when ``LINKARCHIVE_TSA_URL`` is set, timestamped (``evidence/timestamp.tsr``). Verification
+needs nothing but the package: see :func:`verify_package` and docs/EVIDENCE.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import iter_records, read_record, verify_record
+from archive.signing import (
+    fingerprint,
+    load_or_create_key,
+    load_public_key,
+    sign_digest,
+    verify_signed_data,
+)
+from archive.timestamp import request_token, token_time, verify_token
+from archive.wacz import Page, rfc3339, write_wacz
+from pipeline.catalog.models import Capture, Link, PageMetadataRow
+from pipeline.catalog.queries import QueryError, get_capture
+from pipeline.config import Paths
+from pipeline.custody import (
+    append_event,
+    current_actor,
+    ledger_lines,
+    line_sha256,
+    tool_version,
+    verify_lines,
+)
+from pipeline.evidence_summary import MANIFEST, TIMESTAMP_TOKEN, render_html, render_markdown
+from pipeline.export import plan_links
+
+SUMMARY_HTML = "evidence/summary.html"
+SUMMARY_MD = "evidence/summary.md"
+CUSTODY = "evidence/custody.jsonl"
+# The ledger's length and last line hash: signed with the package, so a cut end shows.
+CUSTODY_HEAD = "evidence/custody-head.json"
+
+
+class EvidenceError(ValueError):
+    """An export that cannot be made, or a package that does not verify (one line)."""
+
+
+def key_path(where: Paths) -> Path:
+    """The archive's private signing key (created on first use, mode 0600)."""
+    return where.home / "keys" / "evidence-key.pem"
+
+
+def choose_capture(
+    session: Session, target: str | None, capture_id: int | None, at: datetime | None
+) -> Capture:
+    """The page capture to export: by id, or of a link (by id or URL), closest to ``at``."""
+    if capture_id is not None:
+        return get_capture(session, capture_id)
+    if not target:
+        raise EvidenceError("name a link (id or URL) or a capture (--capture ID)")
+    link = session.get(Link, int(target)) if target.isdigit() else None
+    if link is None and not target.isdigit():
+        link = session.scalar(select(Link).where(Link.url == target).limit(1))
+    if link is None:
+        found = session.scalar(
+            select(Capture).where(Capture.url == target).order_by(Capture.captured_at.desc())
+        )
+        if found is None:
+            raise QueryError(f"no link or capture for {target!r}")
+        return found
+    pages = list(
+        session.scalars(select(Capture).where(Capture.link_id == link.id, Capture.role == "page"))
+    )
+    if not pages:
+        raise EvidenceError(f"link {link.id} has no capture yet: crawl it first")
+    if at is None:
+        return max(pages, key=lambda c: (c.captured_at, c.id))
+    moment = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+    return min(pages, key=lambda c: abs((c.captured_at - moment).total_seconds()))
+
+
+@dataclass
+class Exported:
+    """What an export wrote."""
+
+    path: Path
+    capture_id: int
+    records: int
+    fingerprint: str
+    timestamped: bool
+
+
+def export_evidence(
+    session: Session,
+    where: Paths,
+    capture: Capture,
+    *,
+    reason: str,
+    requested_by: str | None,
+    output: Path,
+    overwrite: bool = False,
+    tsa_url: str | None = None,
+) -> Exported:
+    """Write the evidence package of ``capture`` to ``output`` and record the export."""
+    if not reason.strip():
+        raise EvidenceError("--reason is required: say why this evidence is exported")
+    link = session.get(Link, capture.link_id) if capture.link_id else None
+    if link is None:
+        raise EvidenceError(f"capture {capture.id} belongs to no link of the catalog")
+    plan = plan_links(session, [link], where.warcs, capture.run_id, f"Evidence: {link.url}")
+    page_id = capture.record_id.strip("<>").removeprefix("urn:uuid:")
+    pages = [p for p in plan.pages if p.id == page_id] or [
+        Page(capture.url, capture.captured_at, None, page_id)
+    ]
+    actor = requested_by or current_actor()
+    append_event(
+        session,
+        capture.id,
+        "exported",
+        actor=actor,
+        reason=reason,
+        details={"package": output.name},
+    )
+    ledger = ledger_lines(session, capture.id)
+    key = load_or_create_key(key_path(where))
+    created = datetime.now(UTC).replace(microsecond=0)
+    facts = _facts(session, link, capture, plan.members, ledger, actor, output.name)
+    facts["signature"] = {
+        "fingerprint": fingerprint(key),
+        "algorithm": "ECDSA P-256 over SHA-256 (WACZ signing spec, anonymous mode)",
+        "signer": "this archive's key (see `linkarchive evidence key`)",
+        "signed_at": rfc3339(created),
+        "file": "datapackage-digest.json",
+    }
+    if tsa_url:
+        facts["timestamp"] = {"authority": tsa_url, "token": TIMESTAMP_TOKEN, "data": MANIFEST}
+
+    def extra(resources: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+        facts["files"] = [
+            {"path": r["path"], "sha256": r["hash"].split(":", 1)[1], "bytes": r["bytes"]}
+            for r in resources
+        ]
+        files = [
+            (SUMMARY_HTML, render_html(facts).encode("utf-8")),
+            (SUMMARY_MD, render_markdown(facts).encode("utf-8")),
+            (CUSTODY, "".join(line + "\n" for line in ledger).encode("utf-8")),
+            (
+                CUSTODY_HEAD,
+                json.dumps({"count": len(ledger), "last_sha256": line_sha256(ledger[-1])}).encode(
+                    "utf-8"
+                ),
+            ),
+        ]
+        sums = [(r["hash"].split(":", 1)[1], r["path"]) for r in resources]
+        sums += [(hashlib.sha256(data).hexdigest(), name) for name, data in files]
+        manifest = "".join(f"{digest}  {name}\n" for digest, name in sums).encode("utf-8")
+        files.append((MANIFEST, manifest))
+        if tsa_url:  # anchors every file's hash in time; the token is then signed too
+            files.append(
+                (TIMESTAMP_TOKEN, request_token(tsa_url, hashlib.sha256(manifest).digest()))
+            )
+        return files
+
+    def seal(digest: str) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+        signed = sign_digest(key, digest, created=created, software=f"linkarchive {tool_version()}")
+        return {"signedData": signed}, []
+
+    summary = write_wacz(
+        output,
+        plan.members,
+        pages,
+        title=f"Evidence: {link.url}",
+        description=f"Capture {capture.record_id} of {capture.url}, exported for: {reason}",
+        created=created,
+        overwrite=overwrite,
+        extra=extra,
+        seal=seal,
+    )
+    return Exported(output, capture.id, summary.records, fingerprint(key), bool(tsa_url))
+
+
+def _warcinfo_fields(path: Path) -> dict[str, str]:
+    head = read_record(path, 0)
+    fields: dict[str, str] = {}
+    for line in head.payload.decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def _facts(
+    session: Session,
+    link: Link,
+    capture: Capture,
+    members: list[Any],
+    ledger: list[str],
+    actor: str,
+    package: str,
+) -> dict[str, Any]:
+    records = []
+    for member in members:
+        record = read_record(member.path, member.offset)
+        payload = record.get("WARC-Payload-Digest") or ""
+        records.append(
+            {
+                "record_id": record.record_id,
+                "type": record.rec_type,
+                "url": record.target_uri or "",
+                "payload_sha256": payload.removeprefix("sha256:") if payload else None,
+                "block_sha256": (record.get("WARC-Block-Digest") or "").removeprefix("sha256:"),
+                "warc_file": Path(member.path).name,
+            }
+        )
+    redirects = session.scalars(
+        select(Capture)
+        .where(
+            Capture.link_id == link.id,
+            Capture.run_id == capture.run_id,
+            Capture.role == "redirect",
+        )
+        .order_by(Capture.captured_at, Capture.id)
+    )
+    source = next((m.path for m in members if Path(m.path).name == capture.warc_file), None)
+    info = _warcinfo_fields(Path(source)) if source else {}
+    meta = session.get(PageMetadataRow, capture.id)
+    return {
+        "title": f"Evidence summary: {link.country.name}"
+        + (f", {link.city.name}" if link.city else ""),
+        "generated_at": rfc3339(datetime.now(UTC)),
+        "generated_by": actor,
+        "package": package,
+        "link": {
+            "id": link.id,
+            "country": link.country.name,
+            "city": link.city.name if link.city else None,
+            "kind": link.kind,
+            "label": link.label,
+            "url": link.url,
+        },
+        "capture": {
+            "record_id": capture.record_id,
+            "requested_url": link.url,
+            "final_url": capture.url,
+            "redirects": [{"url": r.url, "status": r.http_status} for r in redirects],
+            "captured_at": capture.captured_at.isoformat(timespec="microseconds") + "Z",
+            "host": info.get("hostname"),
+            "software": info.get("software"),
+            "http_status": capture.http_status,
+            "content_type": capture.content_type,
+        },
+        "records": records,
+        "metadata": {
+            "title": meta.title if meta else None,
+            "author": meta.author if meta else None,
+            "published": meta.published.isoformat() if meta and meta.published else None,
+            "language": meta.language if meta else None,
+            "description": meta.description if meta else None,
+        },
+        "custody": [{"record_id": capture.record_id, "url": capture.url, "lines": ledger}],
+    }
+
+
+# --- verification -----------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """The outcome of verifying a package: problems (first is the first failure) and facts."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_package(
+    path: Path, *, public_key: Path | None = None, tsa_cert: Path | None = None
+) -> Verdict:
+    """Check an evidence package with nothing but the package (no catalog, no network)."""
+    verdict = Verdict()
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        verdict.problems.append(f"not a readable WACZ (zip) file: {exc}")
+        return verdict
+    with archive:
+        names = set(archive.namelist())
+        for required in ("datapackage.json", "datapackage-digest.json", CUSTODY, MANIFEST):
+            if required not in names:
+                verdict.problems.append(f"{required} is missing from the package")
+        if verdict.problems:
+            return verdict
+        manifest = archive.read("datapackage.json")
+        digest = json.loads(archive.read("datapackage-digest.json"))
+        expected = "sha256:" + _sha(manifest)
+        if digest.get("hash") != expected:
+            verdict.problems.append("datapackage.json does not match datapackage-digest.json")
+        signed = digest.get("signedData")
+        if not signed:
+            verdict.problems.append("datapackage-digest.json is not signed")
+        else:
+            trusted = load_public_key(public_key) if public_key else None
+            for problem in verify_signed_data(signed, expected, trusted):
+                verdict.problems.append(f"signature: {problem}")
+            verdict.facts["signer"] = fingerprint(load_public_key(signed["publicKey"]))
+            if trusted is None:
+                verdict.notes.append(
+                    "signature checked against the key inside the package: compare its "
+                    "fingerprint with the archive's published one, or pass --public-key"
+                )
+        for resource in json.loads(manifest).get("resources", []):
+            name = resource.get("path")
+            if name not in names:
+                verdict.problems.append(f"{name} is listed in datapackage.json but missing")
+                continue
+            data = archive.read(name)
+            if "sha256:" + _sha(data) != resource.get("hash") or len(data) != resource.get("bytes"):
+                verdict.problems.append(f"{name} does not match its hash in datapackage.json")
+        for line in archive.read(MANIFEST).decode("utf-8").splitlines():
+            match = re.fullmatch(r"([0-9a-f]{64})  (.+)", line)
+            if not match or match[2] not in names:
+                verdict.problems.append(f"{MANIFEST}: bad line {line!r}")
+            elif _sha(archive.read(match[2])) != match[1]:
+                verdict.problems.append(f"{match[2]} does not match {MANIFEST}")
+        ledger = archive.read(CUSTODY).decode("utf-8").splitlines()
+        head = json.loads(archive.read(CUSTODY_HEAD)) if CUSTODY_HEAD in names else {}
+        if not head:
+            verdict.problems.append(f"{CUSTODY_HEAD} is missing from the package")
+        for problem in verify_lines(
+            ledger, count=head.get("count"), last_sha256=head.get("last_sha256")
+        ):
+            verdict.problems.append(f"custody: {problem}")
+        verdict.facts["custody_events"] = len(ledger)
+        _verify_records(archive, verdict)
+        if TIMESTAMP_TOKEN in names:
+            token = archive.read(TIMESTAMP_TOKEN)
+            imprint = hashlib.sha256(archive.read(MANIFEST)).digest()
+            verdict.facts["timestamp"] = rfc3339(token_time(token))
+            if tsa_cert is None:
+                verdict.notes.append("timestamp not checked against an authority: --tsa-cert")
+            for problem in verify_token(token, imprint, tsa_cert=tsa_cert) if tsa_cert else []:
+                verdict.problems.append(f"timestamp: {problem}")
+    return verdict
+
+
+def _verify_records(archive: zipfile.ZipFile, verdict: Verdict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        warc = Path(tmp) / "data.warc.gz"
+        warc.write_bytes(archive.read("archive/data.warc.gz"))
+        count = 0
+        try:
+            for _, record in iter_records(warc):
+                count += 1
+                for problem in verify_record(record):
+                    verdict.problems.append(f"WARC record {record.record_id}: {problem}")
+                if record.rec_type == "response" and "page" not in verdict.facts:
+                    verdict.facts["page"] = record.target_uri
+        except Exception as exc:  # noqa: BLE001 - a damaged file is a finding, not a crash
+            verdict.problems.append(f"archive/data.warc.gz: {exc}")
+        verdict.facts["records"] = count
+    pages = archive.read("pages/pages.jsonl").decode("utf-8").splitlines()[1:]
+    for line in pages:
+        page = json.loads(line)
+        verdict.facts.setdefault("pages", []).append(f"{page.get('url')} at {page.get('ts')}")
