@@ -84,6 +84,8 @@ LINKARCHIVE_WARC_DIR = _env("WARC_DIR", os.path.join(_env("HOME", "data"), "warc
 LINKARCHIVE_WARC_PREFIX = _env("WARC_PREFIX", "linkarchive")
 LINKARCHIVE_WARC_MAX_SIZE = _env_int("WARC_MAX_SIZE", 1_000_000_000)
 LINKARCHIVE_WARC_FSYNC = _env_bool("WARC_FSYNC", True)
+# RFC 3161 timestamp authority: each closed WARC file gets a token (<file>.tsr).
+LINKARCHIVE_TSA_URL = _env("TSA_URL", "")
 # A 200 payload already archived (same SHA-256) becomes a revisit record.
 LINKARCHIVE_DEDUP = _env_bool("DEDUP", True)
 LINKARCHIVE_DEDUP_MIN_SIZE = _env_int("DEDUP_MIN_SIZE", 0)

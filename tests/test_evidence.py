@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,29 @@ def test_export_needs_a_reason_and_a_known_link(
                  "-o", str(tmp_path / "x.wacz")]) == 1  # fmt: skip
     err = capsys.readouterr().err
     assert "linkarchive: error:" in err and "Traceback" not in err
+
+
+def test_each_warc_file_is_timestamped_when_it_closes(
+    world: Any, prefect_server: None, tsa: LocalTSA, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The time of capture is anchored at capture, not only at a later export."""
+    from archive.timestamp import token_time, verify_token
+    from flows.crawl import crawl_flow
+
+    monkeypatch.setenv("LINKARCHIVE_TSA_URL", tsa.url)
+    source = tmp_path / "seeds.csv"
+    source.write_text(
+        "country,city,kind,label,url\n"
+        f"Latvia,Riga,report,link report,{world.url('news', '/lv/riga-solidaritate')}\n"
+    )
+    home = tmp_path / "home"
+    assert crawl_flow(source=str(source), home=str(home))["status"] == "finished"
+    crawled_files = [
+        p for p in paths(home).warcs.glob("*.warc.gz") if (p.parent / f"{p.name}.tsr").exists()
+    ]
+    assert crawled_files  # the crawl's files (the seed import is stamped at export only)
+    for warc in crawled_files:
+        token = (warc.parent / f"{warc.name}.tsr").read_bytes()
+        digest = hashlib.sha256(warc.read_bytes()).digest()
+        assert verify_token(token, digest, ca_cert=tsa.ca_cert) == []
+        assert abs((token_time(token) - datetime.now(UTC)).total_seconds()) < 300
