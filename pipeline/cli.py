@@ -760,9 +760,16 @@ def _tsa() -> str | None:
 @click.argument("package", type=click.Path(exists=True, dir_okay=False))
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False))
 @click.option("--tsa-cert", type=click.Path(exists=True, dir_okay=False))
-def evidence_verify(package: str, public_key: str | None, tsa_cert: str | None) -> None:
-    """Check a package offline: file hashes, signature, custody chain, WARC digests, timestamp."""
-    from pipeline.evidence import verify_package
+@click.pass_context
+def evidence_verify(
+    ctx: click.Context, package: str, public_key: str | None, tsa_cert: str | None
+) -> None:
+    """Check a package offline: file hashes, signature, custody chain, WARC digests, timestamp.
+
+    Needs no catalog; where this data home's catalog holds the capture, the verification
+    is added to its custody ledger.
+    """
+    from pipeline.evidence import record_verification, verify_package
 
     verdict = verify_package(
         Path(package),
@@ -773,6 +780,9 @@ def evidence_verify(package: str, public_key: str | None, tsa_cert: str | None) 
         say(f"  {name}: {value}")
     for note in verdict.notes:
         say(f"  note: {note}")
+    where = paths(ctx.obj.get("home"))
+    if where.home.exists() and record_verification(where, Path(package), verdict):
+        say("  custody: this verification is recorded in the catalog's ledger")
     if verdict.problems:
         raise UserError(f"NOT VERIFIED: {verdict.problems[0]}")
     say(f"VERIFIED: {package}")

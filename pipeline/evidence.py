@@ -10,6 +10,7 @@ needs nothing but the package: see :func:`verify_package` and docs/EVIDENCE.md.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -348,6 +349,9 @@ def verify_package(
         ):
             verdict.problems.append(f"custody: {problem}")
         verdict.facts["custody_events"] = len(ledger)
+        if ledger:
+            with contextlib.suppress(ValueError, KeyError):
+                verdict.facts["capture_record_id"] = json.loads(ledger[0])["capture"]
         _verify_records(archive, verdict)
         if TIMESTAMP_TOKEN in names:
             token = archive.read(TIMESTAMP_TOKEN)
@@ -379,3 +383,33 @@ def _verify_records(archive: zipfile.ZipFile, verdict: Verdict) -> None:
     for line in pages:
         page = json.loads(line)
         verdict.facts.setdefault("pages", []).append(f"{page.get('url')} at {page.get('ts')}")
+
+
+def record_verification(where: Paths, package: Path, verdict: Verdict) -> bool:
+    """Append a ``verified`` event to the ledger of the package's capture, if this data
+    home's catalog holds it; True if recorded. Never fails a verification."""
+    from pipeline.catalog import session_scope
+
+    record_id = verdict.facts.get("capture_record_id")
+    if not record_id:
+        return False
+    try:
+        with session_scope(where.database_url) as session:
+            capture = session.scalar(select(Capture).where(Capture.record_id == record_id))
+            if capture is None:
+                return False
+            append_event(
+                session,
+                capture.id,
+                "verified",
+                actor=current_actor(),
+                details={
+                    "package": package.name,
+                    "package_sha256": hashlib.sha256(package.read_bytes()).hexdigest(),
+                    "verified": not verdict.problems,
+                    "first_problem": verdict.problems[0] if verdict.problems else None,
+                },
+            )
+        return True
+    except Exception:  # noqa: BLE001 - the verdict stands whatever the catalog says
+        return False

@@ -82,6 +82,23 @@ def test_export_then_verify(exported: dict[str, Path], tsa: LocalTSA, name: str)
     assert "VERIFIED" in out and "timestamp:" in out
 
 
+def test_a_verification_joins_the_catalog_ledger(
+    exported: dict[str, Path], crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import select
+
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import CustodyEvent
+
+    home = crawled["home"]
+    assert main(["--home", str(home), "evidence", "verify", str(exported["report"])]) == 0
+    assert "recorded in the catalog's ledger" in capsys.readouterr().out
+    with session_scope(paths(home).database_url) as session:
+        last = session.scalars(select(CustodyEvent).order_by(CustodyEvent.id.desc())).first()
+    assert last is not None and last.event == "verified"
+    assert last.details["verified"] is True and last.details["package"] == "report.wacz"
+
+
 def test_package_holds_what_was_archived_with_the_capture(
     exported: dict[str, Path], crawled: dict[str, Any]
 ) -> None:
