@@ -616,13 +616,7 @@ def export_wacz(
     from pipeline.catalog.queries import Selection
     from pipeline.export import ExportError, plan_export
 
-    target = Path(output)
-    if target.suffix != ".wacz":
-        raise UserError(f"{output}: a WACZ package's name must end in .wacz")
-    if target.exists() and not force:
-        raise UserError(f"{output} exists; use --force to replace it")
-    if not target.absolute().parent.is_dir():
-        raise UserError(f"cannot write {output}: no directory {target.absolute().parent}")
+    target = _wacz_output(output, force)
     where = _home(ctx)
     try:
         with session_scope(where.database_url) as session:
@@ -685,6 +679,19 @@ def replay(ctx: click.Context, port: int) -> None:
         server.wait(10)
 
 
+def _wacz_output(output: str, force: bool) -> Path:
+    """Where a package may be written: a .wacz name, in a folder that exists, not in the
+    way of an existing file unless --force."""
+    target = Path(output)
+    if target.suffix != ".wacz":
+        raise UserError(f"{output}: a WACZ package's name must end in .wacz")
+    if target.exists() and not force:
+        raise UserError(f"{output} exists; use --force to replace it")
+    if not target.absolute().parent.is_dir():
+        raise UserError(f"cannot write {output}: no directory {target.absolute().parent}")
+    return target
+
+
 @cli.group()
 def evidence() -> None:
     """Evidence packages for legal teams: export, verify, the archive's key."""
@@ -725,13 +732,7 @@ def evidence_export(
     """Export one capture (LINK_ID, URL or --capture ID) as a signed evidence package."""
     from pipeline.evidence import choose_capture, export_evidence
 
-    path = Path(output)
-    if path.suffix != ".wacz":
-        raise UserError(f"{output}: an evidence package's name must end in .wacz")
-    if path.exists() and not force:
-        raise UserError(f"{output} exists; use --force to replace it")
-    if not path.absolute().parent.is_dir():
-        raise UserError(f"cannot write {output}: no directory {path.absolute().parent}")
+    path = _wacz_output(output, force)
     where = _home(ctx)
     with session_scope(where.database_url) as session:
         capture = choose_capture(session, target, capture_id, at)
