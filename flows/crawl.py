@@ -24,6 +24,7 @@ from pipeline.catalog import session_scope
 from pipeline.catalog.importer import import_entries
 from pipeline.catalog.queries import Selection, link_context, select_links
 from pipeline.catalog.runs import finish_run, record_unreached, start_run
+from pipeline.checks import classify_run
 from pipeline.config import paths
 from pipeline.indexer import index_files
 from pipeline.seedarchive import archive_import
@@ -50,12 +51,15 @@ def import_seeds(source: str, home: str) -> dict[str, Any]:
 
 
 @task
-def open_run(selection: dict[str, str], batch_size: int, home: str) -> tuple[int, list[list[dict]]]:
+def open_run(selection: dict[str, Any], batch_size: int, home: str) -> tuple[int, list[list[dict]]]:
     """Record a new crawl run; returns its id and the selected links in host-sharded batches."""
     from prefect.runtime import flow_run
 
+    chosen = {k: v for k, v in selection.items() if k != "mode"}
+    if chosen.get("link_ids") is not None:
+        chosen["link_ids"] = tuple(chosen["link_ids"])
     with session_scope(paths(home).database_url) as session:
-        links = [link_context(link) for link in select_links(session, Selection(**selection))]
+        links = [link_context(link) for link in select_links(session, Selection(**chosen))]
         run = start_run(session, selection, len(links), flow_run_id=flow_run.id)
         run_id = run.id
     return run_id, shard_by_host(links, max_batch=batch_size, workers=PARALLEL_BATCHES)
@@ -63,13 +67,16 @@ def open_run(selection: dict[str, str], batch_size: int, home: str) -> tuple[int
 
 @task(retries=2, retry_delay_seconds=3)
 def crawl_batch(
-    run_id: int, number: int, links: list[dict], home: str, timeout: float
+    run_id: int, number: int, links: list[dict], home: str, timeout: float, mode: str = "crawl"
 ) -> list[str]:
-    """Crawl one batch in a Scrapy subprocess; returns the WARC files it closed."""
+    """Crawl one batch in a Scrapy subprocess; returns the WARC files it closed.
+
+    ``mode`` "check" fetches each link's page alone (archived all the same)."""
     where = paths(home).ensure()
     job_path = where.jobs / f"run{run_id:05d}-batch{number:04d}.json"
     log_path = where.logs / f"run{run_id:05d}-batch{number:04d}.log"
     job = {"run_id": run_id, "batch": number, "links": links, "warc_dir": str(where.warcs)}
+    job["mode"] = mode
     job["log_file"] = str(log_path)
     job_path.write_text(json.dumps(job, indent=2, ensure_ascii=False), encoding="utf-8")
     env = {**os.environ, "LINKARCHIVE_HOME": str(where.home)}
@@ -135,6 +142,8 @@ def crawl_flow(
     batch_size: int = 50,
     batch_timeout: float = 1800.0,
     home: str | None = None,
+    link_ids: list[int] | None = None,
+    mode: str = "crawl",
 ) -> dict[str, Any]:
     """Archive the selected links (all when nothing is selected) and record a crawl run.
 
@@ -144,10 +153,16 @@ def crawl_flow(
     home = str(paths(home).ensure().home)
     if source:
         import_seeds(source, home)
-    selection = Selection(country=country, city=city, kind=kind, source=from_source)
-    run_id, batches = open_run(selection.as_dict(), batch_size, home)
+    selection = Selection(
+        country=country,
+        city=city,
+        kind=kind,
+        source=from_source,
+        link_ids=tuple(link_ids) if link_ids is not None else None,
+    )
+    run_id, batches = open_run({**selection.as_dict(), "mode": mode}, batch_size, home)
     futures = {
-        crawl_batch.submit(run_id, number, links, home, batch_timeout): links
+        crawl_batch.submit(run_id, number, links, home, batch_timeout, mode): links
         for number, links in enumerate(batches, start=1)
     }
     failed_links: list[int] = []
@@ -158,3 +173,33 @@ def crawl_flow(
             failed_links += [link["link_id"] for link in futures[future]]
         index_new_warcs(home)  # closed files of failed attempts are valid too
     return close_run(run_id, failed_links, batches_failed, home)
+
+
+@task
+def classify_checks(run_id: int, home: str) -> dict[str, list[int]]:
+    """Judge each checked link against its last good capture; returns link ids by status."""
+    where = paths(home)
+    with session_scope(where.database_url) as session:
+        return classify_run(session, run_id, where.warcs)
+
+
+@flow(name="linkarchive-check")
+def check_flow(
+    country: str | None = None,
+    city: str | None = None,
+    kind: str | None = None,
+    link_ids: list[int] | None = None,
+    home: str | None = None,
+    recapture: bool = True,
+) -> dict[str, Any]:
+    """Visit the selected links' live URLs, archive what they answer, classify each, and
+    capture again in full the pages that changed (unchanged payloads become revisits)."""
+    home = str(paths(home).ensure().home)
+    checked = crawl_flow(
+        country=country, city=city, kind=kind, link_ids=link_ids, home=home, mode="check"
+    )
+    statuses = classify_checks(checked["run_id"], home)
+    result: dict[str, Any] = {"run_id": checked["run_id"], "statuses": statuses}
+    if recapture and statuses.get("changed"):
+        result["recapture"] = crawl_flow(link_ids=statuses["changed"], home=home)
+    return result

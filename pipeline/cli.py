@@ -29,10 +29,12 @@ from rich.text import Text
 
 from pipeline.catalog import CatalogError, session_scope
 from pipeline.catalog.db import forget_engine
+from pipeline.catalog.models import LINK_STATUSES
 from pipeline.config import Paths, paths
 from pipeline.seeds import DEFAULT_SOURCE, LINK_KINDS, SeedError
 
-STATUSES = ("pending", "alive", "redirected", "dead", "error")
+STATUSES = LINK_STATUSES
+
 DEMO_MARKER = ".linkarchive-demo"
 WARC_SUFFIXES = (".warc", ".warc.gz")
 LONG_FIELDS = ("title", "url", "label", "final_url", "description", "author")
@@ -252,6 +254,52 @@ def _progress(where: Paths, started: float) -> Iterator[None]:
 
 
 @cli.command()
+@click.option("--country", help="Only links of this country.")
+@click.option("--city", help="Only links of this city.")
+@click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
+@click.option("--link", "link_ids", type=click.IntRange(1), multiple=True, help="This link.")
+@click.option("--no-recapture", is_flag=True, help="Do not capture changed pages again.")
+@click.pass_context
+def check(
+    ctx: click.Context,
+    country: str | None,
+    city: str | None,
+    kind: str | None,
+    link_ids: tuple[int, ...],
+    no_recapture: bool,
+) -> None:
+    """Visit each link's live URL, archive the answer, and say what became of it.
+
+    alive, changed (text or images differ from the last capture: captured again in full),
+    redirected, soft404, dead (only after LINKARCHIVE_DEAD_AFTER_CHECKS failed checks over
+    LINKARCHIVE_DEAD_AFTER_DAYS), blocked or error.
+    """
+    from pipeline.catalog.queries import Selection, select_links
+
+    where = _home(ctx)
+    selection = Selection(country=country, city=city, kind=kind, link_ids=link_ids or None)
+    with session_scope(where.database_url) as session:
+        if not select_links(session, selection):
+            raise UserError("no links match the selection: import seeds first")
+    _prefect_quiet()
+    from flows.crawl import check_flow
+
+    with console.status("Checking links"):
+        result = check_flow(
+            country=country,
+            city=city,
+            kind=kind,
+            link_ids=list(link_ids) or None,
+            home=str(where.home),
+            recapture=not no_recapture,
+        )
+    counts = ", ".join(f"{len(ids)} {status}" for status, ids in sorted(result["statuses"].items()))
+    say(f"Check run {result['run_id']}: {counts or 'nothing checked'}.")
+    if "recapture" in result:
+        say(f"Changed pages captured again in run {result['recapture']['run_id']}.")
+
+
+@cli.command()
 @click.argument("text", required=False)
 @click.option("--country")
 @click.option("--city")
@@ -306,17 +354,18 @@ def status(ctx: click.Context, fmt: str) -> None:
 
 
 def _status_table(rows: list[dict[str, Any]]) -> None:
+    def day(moment: str | None) -> str:
+        return moment[:16].replace("T", " ") if moment else "—"
+
+    counts = ("links", "archived", "changed", "dead", "soft404", "blocked", "error", "pending")
     cells = [
-        [
-            row["country"],
-            row["city"] or "—",
-            *(str(row[k]) for k in ("links", "archived", "dead", "error", "pending")),
-            row["last_capture"][:16].replace("T", " ") if row["last_capture"] else "—",
-        ]
+        [row["country"], row["city"] or "—", *(str(row[k]) for k in counts),
+         day(row["last_check"]), day(row["last_capture"])]
         for row in rows
-    ]
-    headers = ["Country", "City", "Links", "Arch.", "Dead", "Err.", "Pend.", "Last (UTC)"]
-    console.print(_table(headers, cells, title="Links per country and city", numeric=range(2, 7)))
+    ]  # fmt: skip
+    headers = ["Country", "City", "Links", "Arch.", "Chg.", "Dead", "S404", "Blk.", "Err.",
+               "Pend.", "Last check", "Last capture"]  # fmt: skip
+    console.print(_table(headers, cells, title="Links per country and city", numeric=range(2, 10)))
 
 
 def _table(

@@ -350,7 +350,10 @@ def _apply_context(session: Session, record_id: str, when: datetime, context: di
     if final is not None and extracted and session.get(PageMetadataRow, final.id) is None:
         session.add(_metadata_row(final.id, extracted))
     if link.updated_at is None or when >= link.updated_at:
-        link.status = outcome["status"]
+        # A page a check found changed stays "changed" when its new version is archived:
+        # it still differs from what was first preserved.
+        if not (link.status == "changed" and outcome["status"] == "alive"):
+            link.status = outcome["status"]
         link.final_url = outcome.get("final_url")
         link.updated_at = when
         if final is not None:  # a 404 is a capture too: the evidence that the page is gone

@@ -138,6 +138,8 @@ class LinkSpider(scrapy.Spider):
                     response.body, response.url, response.headers.get("Content-Type", b"").decode()
                 ).to_dict()
         yield item
+        if self.job.get("mode") == "check":  # a check archives the page alone
+            return
         if not ok or not isinstance(response, TextResponse) or content_type not in HTML_TYPES:
             return
         html, base = response.text, response.url

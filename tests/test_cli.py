@@ -196,6 +196,8 @@ BAD_INPUT = [
     ("warc", "import", "/no/such/dir"),
     ("catalog", "rebuild", "--into", "nosuchdb://nowhere"),
     ("export", "wacz", "-o", "out.zip"),
+    ("check", "--country", "Atlantis"),
+    ("check", "--link", "0"),
 ]
 
 

@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-LINK_STATUSES = ("pending", "alive", "redirected", "dead", "error")
+# pending: never crawled; the rest from crawls and checks (see pipeline/linkcheck.py)
+LINK_STATUSES = ("pending", "alive", "changed", "redirected", "soft404", "dead", "blocked", "error")
 
 
 class Base(DeclarativeBase):
@@ -230,3 +231,20 @@ class CustodyEvent(Base):
     prev_sha256: Mapped[str | None] = mapped_column(String(64))
     line: Mapped[str] = mapped_column(Text)
     line_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class LinkCheck(Base):
+    """One check of a link's live URL against its last capture: the watch's history."""
+
+    __tablename__ = "link_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
+    capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id"))
+    checked_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    final_url: Mapped[str | None] = mapped_column(String(4096))
+    change: Mapped[dict | None] = mapped_column(JSON)  # what changed, for "changed"
+    confirmed: Mapped[bool] = mapped_column(default=True)  # False: a failure not yet a death

@@ -16,6 +16,7 @@ from pipeline.catalog.models import (
     Country,
     CrawlOutcome,
     Link,
+    LinkCheck,
     LinkSource,
     Media,
     PageMetadataRow,
@@ -38,9 +39,14 @@ class Selection:
     kind: str | None = None
     source: str | None = None
     status: str | None = None
+    link_ids: tuple[int, ...] | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in self.__dict__.items()
+            if v is not None
+        }
 
 
 def _fold(value: str) -> str:
@@ -86,6 +92,11 @@ def _filtered(session: Session, query: Select, selection: Selection) -> Select:
     if selection.city:
         cities = find_cities(session, selection.city, country)
         query = query.where(Link.city_id.in_([c.id for c in cities]))
+    if selection.link_ids is not None:
+        known = set(session.scalars(select(Link.id).where(Link.id.in_(selection.link_ids))))
+        if missing := sorted(set(selection.link_ids) - known):
+            raise QueryError(f"no link with id {missing[0]}")
+        query = query.where(Link.id.in_(selection.link_ids))
     if selection.kind:
         if selection.kind not in LINK_KINDS:
             raise QueryError(f"unknown kind {selection.kind!r}: use one of {', '.join(LINK_KINDS)}")
@@ -216,16 +227,19 @@ def _iso(moment: datetime) -> str:
 
 
 def status_summary(session: Session) -> list[dict[str, Any]]:
-    """Per country and city: links, archived, dead, error, pending and last capture.
+    """Per country and city: links, how many are archived, a count per link status, and the
+    last check and capture.
 
+    ``archived`` counts links whose page is preserved and live (alive, redirected, changed).
     Cities without links (listed on the page with no link) appear with zero links.
     """
     rows: dict[tuple[str, str | None], dict[str, Any]] = {}
 
     def row(country: str, city: str | None) -> dict[str, Any]:
-        blank = dict.fromkeys(("links", "archived", "dead", "error", "pending"), 0)
+        blank = dict.fromkeys(("links", "archived", *LINK_STATUSES), 0)
         return rows.setdefault(
-            (country, city), {"country": country, "city": city, **blank, "last_capture": None}
+            (country, city),
+            {"country": country, "city": city, **blank, "last_check": None, "last_capture": None},
         )
 
     for country, city in session.execute(
@@ -233,20 +247,23 @@ def status_summary(session: Session) -> list[dict[str, Any]]:
     ):
         if city is not None:
             row(country, city)
+    last_check = (
+        select(func.max(LinkCheck.checked_at)).where(LinkCheck.link_id == Link.id)
+    ).scalar_subquery()
     links = (
-        select(Country.name, City.name, Link.status, Capture.captured_at)
+        select(Country.name, City.name, Link.status, Capture.captured_at, last_check)
         .join(Country, Link.country_id == Country.id)
         .outerjoin(City, Link.city_id == City.id)
         .outerjoin(Capture, Capture.id == Link.last_capture_id)
     )
-    for country, city, status, captured_at in session.execute(links):
+    for country, city, status, captured_at, checked_at in session.execute(links):
         entry = row(country, city)
         entry["links"] += 1
-        entry["archived" if status in ("alive", "redirected") else status] += 1
-        if captured_at and (
-            entry["last_capture"] is None or _iso(captured_at) > entry["last_capture"]
-        ):
-            entry["last_capture"] = _iso(captured_at)
+        entry[status] += 1
+        entry["archived"] += status in ("alive", "redirected", "changed")
+        for key, moment in (("last_capture", captured_at), ("last_check", checked_at)):
+            if moment and (entry[key] is None or _iso(moment) > entry[key]):
+                entry[key] = _iso(moment)
     return sorted(rows.values(), key=lambda r: (r["country"], r["city"] or ""))
 
 

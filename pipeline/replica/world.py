@@ -98,7 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = target.path or "/"
         hit = world._count_hit(site, path)
         try:
-            resource = content.resolve(site, path, target.query, hit)
+            resource = world._overrides.get((site, path)) or content.resolve(
+                site, path, target.query, hit
+            )
         except Exception:  # pragma: no cover - a bug in content must not kill the server
             resource = content.server_error(site)
         record = RequestRecord(site, self.command, self.path, resource.status)
@@ -181,6 +183,7 @@ class ReplicaWorld:
         self._hits: Counter[tuple[str, str]] = Counter()
         self._sent: defaultdict[tuple[str, str], list[bytes]] = defaultdict(list)
         self._log: list[RequestRecord] = []
+        self._overrides: dict[tuple[str, str], content.Resource] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -278,6 +281,15 @@ class ReplicaWorld:
         """Every request answered so far (optionally only those of one site), in order."""
         with self._lock:
             return [r for r in self._log if site is None or r.site == site]
+
+    def override(self, site: str, path: str, resource: content.Resource | None) -> None:
+        """Serve ``resource`` at ``path`` instead of the page (None: the page again), to
+        play what happens to links over time: removed, edited, blocked, redirected."""
+        with self._lock:
+            if resource is None:
+                self._overrides.pop((site, path), None)
+            else:
+                self._overrides[(site, path)] = resource
 
     def reset(self) -> None:
         """Forget all hit counts, sent responses and request records."""

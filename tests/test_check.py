@@ -1,0 +1,147 @@
+"""Watching links: a replica world mutated between checks, classified and archived."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.catalog import session_scope
+from pipeline.catalog.models import Capture, Link, LinkCheck
+from pipeline.config import paths
+from pipeline.replica import ReplicaWorld
+from pipeline.replica.content import Resource
+
+pytestmark = pytest.mark.e2e
+
+PAGES = {
+    "riga": ("news", "/lv/riga-solidaritate"),
+    "oslo": ("news", "/no/oslo-solidaritet"),
+    "paris": ("news", "/fr/paris-solidarite"),
+    "rome": ("news", "/it/roma-presidio"),
+    "usa": ("news", "/en/usa-rallies"),
+    "tokyo": ("blog", "/ja/tokyo-solidarity"),
+}
+SOFT_404_RU = (
+    "<html><head><meta charset='windows-1251'><title>Страница не найдена</title></head>"
+    "<body><h1>Страница не найдена</h1><p>Запись удалена.</p></body></html>"
+)
+
+
+@pytest.fixture
+def world() -> Iterator[ReplicaWorld]:
+    """A world of its own: this test changes it."""
+    with ReplicaWorld() as replica:
+        yield replica
+
+
+def _edited(world: ReplicaWorld, site: str, path: str) -> Resource:
+    with urllib.request.urlopen(world.url(site, path)) as response:  # noqa: S310 - loopback
+        html = response.read().decode("utf-8")
+    update = (
+        "<p>Update from the organisers: the march was moved to the harbour after the police "
+        "closed the square. Several participants were detained and later released. The "
+        "organisers thanked everyone who came despite the rain and the pressure.</p>"
+    )
+    return Resource(
+        html.replace("</article>", update + "</article>", 1), "text/html; charset=utf-8"
+    )
+
+
+def test_checks_classify_archive_recapture_and_confirm_deaths(
+    world: ReplicaWorld,
+    prefect_server: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flows.crawl import check_flow, crawl_flow
+
+    source = tmp_path / "seeds.csv"
+    source.write_text(
+        "country,city,kind,label,url\n"
+        + "".join(
+            f"Poland,,report,{name},{world.url(site, path)}\n"
+            for name, (site, path) in PAGES.items()
+        ),
+        encoding="utf-8",
+    )
+    home = tmp_path / "home"
+    assert crawl_flow(source=str(source), home=str(home))["status"] == "finished"
+
+    site, path = PAGES["riga"]
+    world.override(site, path, Resource("<html><title>Not Found</title></html>", "text/html", 404))
+    world.override(*PAGES["oslo"], _edited(world, *PAGES["oslo"]))
+    world.override(
+        *PAGES["paris"],
+        Resource(SOFT_404_RU, "text/html; charset=windows-1251", encoding="windows-1251"),
+    )
+    world.override(*PAGES["rome"], Resource("<h1>Forbidden</h1>", "text/html", 403))
+    world.override(
+        *PAGES["usa"],
+        Resource("", "text/html", 301, headers=(("Location", "{{site:blog}}/"),)),
+    )
+    monkeypatch.setenv("LINKARCHIVE_DEAD_AFTER_CHECKS", "2")
+    monkeypatch.setenv("LINKARCHIVE_DEAD_AFTER_DAYS", "0")
+
+    first = check_flow(home=str(home))
+
+    def ids(session: Any) -> dict[str, int]:
+        return {link.label: link.id for link in session.scalars(select(Link))}
+
+    with session_scope(paths(home).database_url) as session:
+        link_id = ids(session)
+        judged = {name: status for status, links in first["statuses"].items()
+                  for name, lid in link_id.items() if lid in links}  # fmt: skip
+        assert judged == {
+            "riga": "dead", "oslo": "changed", "paris": "soft404", "rome": "blocked",
+            "usa": "redirected", "tokyo": "alive",
+        }  # fmt: skip
+        status = {link.label: link.status for link in session.scalars(select(Link))}
+        # One failed check is not a death: riga and paris keep their standing for now.
+        assert status["riga"] == "alive" and status["paris"] == "alive"
+        assert status["oslo"] == "changed" and status["rome"] == "blocked"
+        change = (
+            session.scalars(select(LinkCheck).where(LinkCheck.link_id == link_id["oslo"]))
+            .one()
+            .change
+        )
+        assert any("harbour" in sentence for sentence in change["added_text"])
+        # The check itself is archived: the 404 and the soft-404 page are in the WARCs.
+        gone = session.scalars(
+            select(Capture).where(
+                Capture.link_id == link_id["riga"], Capture.run_id == first["run_id"]
+            )
+        ).one()
+        assert gone.http_status == 404
+        # The changed page was captured again in full.
+        recaptured = session.scalars(
+            select(Capture).where(
+                Capture.link_id == link_id["oslo"],
+                Capture.run_id == first["recapture"]["run_id"],
+            )
+        ).all()
+        assert {c.role for c in recaptured} >= {"page", "requisite"}
+
+    second = check_flow(link_ids=[link_id["riga"], link_id["tokyo"]], home=str(home))
+    assert "recapture" not in second
+    with session_scope(paths(home).database_url) as session:
+        riga = session.get_one(Link, link_id["riga"])
+        assert riga.status == "dead"  # two failed checks: now it is declared dead
+        assert session.get_one(Link, link_id["tokyo"]).status == "alive"
+
+    # The command line: a check of one link, and the per-place status with its new columns.
+    from pipeline.cli import main
+
+    assert main(["--home", str(home), "check", "--link", str(link_id["tokyo"])]) == 0
+    assert main(["--home", str(home), "status", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert "Check run" in out and "1 alive." in out
+    (row,) = json.loads(out[out.index("[") :])
+    assert (row["links"], row["changed"], row["dead"], row["blocked"]) == (6, 1, 1, 1)
+    assert row["last_check"] is not None
