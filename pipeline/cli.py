@@ -299,6 +299,75 @@ def check(
         say(f"Changed pages captured again in run {result['recapture']['run_id']}.")
 
 
+@cli.group()
+def schedule() -> None:
+    """Scheduled crawls and checks: Prefect deployments on a real Prefect server."""
+
+
+@schedule.command("add")
+@click.option("--cron", required=True, help="When, as a cron expression (UTC), e.g. '0 3 * * 1'.")
+@click.option("--crawl", "what", flag_value="crawl", help="Schedule a crawl.")
+@click.option("--check", "what", flag_value="check", help="Schedule a check.")
+@click.option("--country")
+@click.option("--city")
+@click.option("--kind", type=click.Choice(LINK_KINDS))
+@click.option("--name", help="The schedule's name (default: made from the choices).")
+@click.pass_context
+def schedule_add(
+    ctx: click.Context,
+    cron: str,
+    what: str | None,
+    country: str | None,
+    city: str | None,
+    kind: str | None,
+    name: str | None,
+) -> None:
+    """Add (or replace) a schedule."""
+    from flows.deployments import add
+
+    if what is None:
+        raise UserError("say what to schedule: --crawl or --check")
+    where = _home(ctx)
+    parameters = {"country": country, "city": city, "kind": kind, "home": str(where.home)}
+    parameters = {k: v for k, v in parameters.items() if v is not None}
+    name = name or "-".join([what, *(str(v) for v in (country, city, kind) if v)])
+    say(f"Scheduled {add(name, cron, what, parameters)} on '{cron}'.")
+
+
+@schedule.command("list")
+def schedule_list() -> None:
+    """The schedules on the Prefect server."""
+    from flows.deployments import list_schedules
+
+    rows = [
+        {
+            **s,
+            "cron": ", ".join(c for c in s["cron"] if c),
+            "parameters": json.dumps(s["parameters"]),
+        }
+        for s in list_schedules()
+    ]
+    _emit(rows, "table", ["name", "flow", "cron", "paused", "parameters"])
+
+
+@schedule.command("remove")
+@click.argument("name")
+def schedule_remove(name: str) -> None:
+    """Remove a schedule."""
+    from flows.deployments import remove
+
+    remove(name)
+    say(f"Removed schedule {name}.")
+
+
+@schedule.command("serve")
+def schedule_serve() -> None:
+    """Run the scheduled crawls and checks until Ctrl-C (they show in the Prefect UI)."""
+    from flows.deployments import serve_schedules
+
+    serve_schedules()
+
+
 @cli.command()
 @click.argument("text", required=False)
 @click.option("--country")
@@ -893,11 +962,20 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (UserError, SeedError, Catalo
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from archive.signing import SigningError
     from archive.timestamp import TimestampError
+    from flows.deployments import ScheduleError
     from pipeline.catalog.queries import QueryError
     from pipeline.custody import CustodyError
     from pipeline.evidence import EvidenceError
 
-    return (*EXPECTED_ERRORS, QueryError, EvidenceError, SigningError, TimestampError, CustodyError)
+    return (
+        ScheduleError,
+        *EXPECTED_ERRORS,
+        QueryError,
+        EvidenceError,
+        SigningError,
+        TimestampError,
+        CustodyError,
+    )
 
 
 def _fail(message: str, code: int) -> int:

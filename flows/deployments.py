@@ -1,0 +1,110 @@
+"""Schedules: the crawl and check flows as Prefect deployments on a real Prefect server.
+
+Defined apart from the flows. Prefect's temporary local server cannot run schedules, so
+every call here needs ``PREFECT_API_URL`` (``prefect server start --host 127.0.0.1``).
+The server is the store: a schedule is a deployment tagged ``linkarchive``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import Flow, serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+from prefect.settings import PREFECT_API_URL
+
+from flows.crawl import check_flow, crawl_flow
+
+TAG = "linkarchive"
+FLOWS: dict[str, Flow[..., Any]] = {"crawl": crawl_flow, "check": check_flow}
+
+
+class ScheduleError(Exception):
+    """A schedule that cannot be made, found or served (one line)."""
+
+
+def require_server() -> str:
+    """The Prefect API URL, or a clear error when only the temporary server would run."""
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise ScheduleError(
+            "schedules need a real Prefect server: run `prefect server start --host 127.0.0.1`"
+            " and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    return url
+
+
+def _flow_named(name: str) -> Flow[..., Any]:
+    for flow in FLOWS.values():
+        if flow.name == name:
+            return flow
+    raise ScheduleError(f"deployment of an unknown flow {name!r}")
+
+
+def add(name: str, cron: str, what: str, parameters: dict[str, Any]) -> str:
+    """Create (or update) the schedule ``name``: run ``what`` ("crawl"/"check") on ``cron``."""
+    require_server()
+    try:
+        deployment = FLOWS[what].to_deployment(
+            name=name,
+            cron=cron,
+            parameters=parameters,
+            tags=[TAG],
+            description=f"linkarchive {what} on '{cron}'",
+        )
+    except ValueError as exc:
+        raise ScheduleError(f"invalid schedule {cron!r}: {exc}") from exc
+    deployment.apply()
+    return f"{FLOWS[what].name}/{name}"
+
+
+def list_schedules() -> list[dict[str, Any]]:
+    """The schedules on the server: name, flow, cron, parameters."""
+    require_server()
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG]))
+        )
+        flows = {d.flow_id: client.read_flow(d.flow_id).name for d in deployments}
+    return [
+        {
+            "name": d.name,
+            "flow": flows[d.flow_id],
+            "cron": [getattr(s.schedule, "cron", None) for s in d.schedules],
+            "parameters": d.parameters,
+            "paused": d.paused,
+        }
+        for d in sorted(deployments, key=lambda d: d.name)
+    ]
+
+
+def remove(name: str) -> None:
+    """Delete the schedule ``name``."""
+    require_server()
+    with get_client(sync_client=True) as client:
+        found = [
+            d
+            for d in client.read_deployments(
+                deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[TAG]))
+            )
+            if d.name == name
+        ]
+        if not found:
+            raise ScheduleError(f"no schedule named {name!r} (see `linkarchive schedule list`)")
+        for deployment in found:
+            client.delete_deployment(deployment.id)
+
+
+def serve_schedules() -> None:
+    """Run the server's linkarchive schedules in this process until stopped."""
+    schedules = list_schedules()
+    if not schedules:
+        raise ScheduleError("no schedules to serve: add one with `linkarchive schedule add`")
+    deployments = [
+        _flow_named(s["flow"]).to_deployment(
+            name=s["name"], cron=[c for c in s["cron"] if c], parameters=s["parameters"], tags=[TAG]
+        )
+        for s in schedules
+    ]
+    serve(*deployments)

@@ -1,0 +1,102 @@
+"""Schedules are real Prefect deployments on a real Prefect server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`prefect server start --host 127.0.0.1`, and the environment that points at it."""
+    port = _free_port()
+    home = tmp_path_factory.mktemp("prefect-server")
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310 - loopback
+                break
+        except OSError:
+            assert time.time() < deadline, "the Prefect server did not start"
+            time.sleep(0.5)
+    client_home = tmp_path_factory.mktemp("prefect-client")
+    yield {**env, "PREFECT_API_URL": url, "PREFECT_HOME": str(client_home)}
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(30)
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "linkarchive"), *args], env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def test_a_schedule_is_a_deployment_whose_triggered_run_completes(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    home = str(tmp_path / "data")
+    added = run(server, "--home", home, "schedule", "add", "--cron", "0 3 * * 1", "--check",
+                "--country", "Germany", "--name", "weekly-check")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "linkarchive-check/weekly-check" in added.stdout
+    listed = run(server, "schedule", "list")
+    assert "weekly-check" in listed.stdout and "0 3 * * 1" in listed.stdout
+
+    serving = subprocess.Popen(
+        [str(BIN / "linkarchive"), "--home", home, "schedule", "serve"],
+        env=server, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        # A triggered run, not a wait for a real cron minute.
+        triggered = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "linkarchive-check/weekly-check",
+             "--param", "country=null", "--watch", "--watch-timeout", "150"],
+            env=server, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert "Completed" in triggered.stdout, triggered.stdout + triggered.stderr
+    finally:
+        os.killpg(serving.pid, signal.SIGTERM)
+        serving.wait(30)
+
+    removed = run(server, "schedule", "remove", "weekly-check")
+    assert removed.returncode == 0, removed.stderr
+    assert "weekly-check" not in run(server, "schedule", "list").stdout
+    missing = run(server, "schedule", "remove", "weekly-check")
+    assert missing.returncode == 1 and "no schedule named" in missing.stderr
+
+
+def test_schedules_need_a_real_server(tmp_path: Path) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path)}
+    env.pop("PREFECT_API_URL", None)
+    result = run(env, "--home", str(tmp_path / "d"), "schedule", "add", "--cron", "0 3 * * *",
+                 "--crawl")  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("linkarchive: error: schedules need a real Prefect server")
+    bad = run(env, "schedule", "add", "--cron", "0 3 * * *")
+    assert bad.returncode == 1 and "--crawl or --check" in bad.stderr
