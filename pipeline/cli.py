@@ -299,6 +299,23 @@ def check(
         say(f"Changed pages captured again in run {result['recapture']['run_id']}.")
 
 
+@cli.command()
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+def report(ctx: click.Context, output: str) -> None:
+    """Write a self-contained HTML report: status per place, health over time, and the
+    surviving copy of every dead or changed link."""
+    from pipeline.report import render_report
+
+    with session_scope(_home(ctx).database_url) as session:
+        page = render_report(session)
+    if output == "-":
+        click.echo(page)
+        return
+    Path(output).write_text(page, encoding="utf-8")
+    say(f"Wrote {output}")
+
+
 @cli.group()
 def schedule() -> None:
     """Scheduled crawls and checks: Prefect deployments on a real Prefect server."""

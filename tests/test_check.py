@@ -145,3 +145,14 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
     (row,) = json.loads(out[out.index("[") :])
     assert (row["links"], row["changed"], row["dead"], row["blocked"]) == (6, 1, 1, 1)
     assert row["last_check"] is not None
+
+    # The report: the table, a picture of health over time, and the surviving copies.
+    target = tmp_path / "report.html"
+    assert main(["--home", str(home), "report", "-o", str(target)]) == 0
+    page = target.read_text(encoding="utf-8")
+    assert "<svg" in page and "<rect" in page and "<script" not in page
+    assert "src=" not in page and "http://" not in page.split("<table>", 1)[0]
+    for name in ("riga", "oslo"):  # dead, and changed: each with its last good capture
+        site, path = PAGES[name]
+        row_html = page[page.index(world.url(site, path)) :].split("</tr>", 1)[0]
+        assert "evidence export --capture" in row_html
