@@ -26,7 +26,12 @@ PAGES = {
     "rome": ("news", "/it/roma-presidio"),
     "usa": ("news", "/en/usa-rallies"),
     "tokyo": ("blog", "/ja/tokyo-solidarity"),
+    "vilnius": ("news", "/lt/vilnius-1"),
 }
+PARKED = (
+    "<html><head><title>example-news.lt is for sale</title></head><body>"
+    "<h1>This domain is for sale!</h1><p>Buy this domain. Related searches.</p></body></html>"
+)
 SOFT_404_RU = (
     "<html><head><meta charset='windows-1251'><title>Страница не найдена</title></head>"
     "<body><h1>Страница не найдена</h1><p>Запись удалена.</p></body></html>"
@@ -82,10 +87,12 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
         Resource(SOFT_404_RU, "text/html; charset=windows-1251", encoding="windows-1251"),
     )
     world.override(*PAGES["rome"], Resource("<h1>Forbidden</h1>", "text/html", 403))
+    world.override("blog", "/parked", Resource(PARKED, "text/html"))
     world.override(
         *PAGES["usa"],
-        Resource("", "text/html", 301, headers=(("Location", "{{site:blog}}/"),)),
+        Resource("", "text/html", 301, headers=(("Location", "{{site:blog}}/parked"),)),
     )
+    world.override(*PAGES["vilnius"], Resource("<h1>Service Unavailable</h1>", "text/html", 503))
     monkeypatch.setenv("LINKARCHIVE_DEAD_AFTER_CHECKS", "2")
     monkeypatch.setenv("LINKARCHIVE_DEAD_AFTER_DAYS", "0")
 
@@ -100,7 +107,7 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
                   for name, lid in link_id.items() if lid in links}  # fmt: skip
         assert judged == {
             "riga": "dead", "oslo": "changed", "paris": "soft404", "rome": "blocked",
-            "usa": "redirected", "tokyo": "alive",
+            "usa": "redirected", "tokyo": "alive", "vilnius": "error",
         }  # fmt: skip
         status = {link.label: link.status for link in session.scalars(select(Link))}
         # One failed check is not a death: riga and paris keep their standing for now.
@@ -128,12 +135,16 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
         ).all()
         assert {c.role for c in recaptured} >= {"page", "requisite"}
 
-    second = check_flow(link_ids=[link_id["riga"], link_id["tokyo"]], home=str(home))
+    world.override(*PAGES["vilnius"], None)  # the flaky site is back
+    second = check_flow(
+        link_ids=[link_id["riga"], link_id["tokyo"], link_id["vilnius"]], home=str(home)
+    )
     assert "recapture" not in second
     with session_scope(paths(home).database_url) as session:
         riga = session.get_one(Link, link_id["riga"])
         assert riga.status == "dead"  # two failed checks: now it is declared dead
         assert session.get_one(Link, link_id["tokyo"]).status == "alive"
+        assert session.get_one(Link, link_id["vilnius"]).status == "alive"  # recovered
 
     # The command line: a check of one link, and the per-place status with its new columns.
     from pipeline.cli import main
@@ -143,7 +154,7 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
     out = capsys.readouterr().out
     assert "Check run" in out and "1 alive." in out
     (row,) = json.loads(out[out.index("[") :])
-    assert (row["links"], row["changed"], row["dead"], row["blocked"]) == (6, 1, 1, 1)
+    assert (row["links"], row["changed"], row["dead"], row["blocked"]) == (7, 1, 1, 1)
     assert row["last_check"] is not None
 
     # The report: the table, a picture of health over time, and the surviving copies.
