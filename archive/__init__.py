@@ -15,6 +15,7 @@ from archive.reader import (
     iter_records,
     read_record,
     verify_record,
+    warc_fields,
 )
 from archive.records import RecordFactory, block_bytes, format_warc_date, record_id
 from archive.recover import Recovery, recover_open_file, stale_open_files, writer_alive
@@ -42,6 +43,7 @@ __all__ = [
     "sha256_hex",
     "stale_open_files",
     "verify_record",
+    "warc_fields",
     "write_cdxj",
     "writer_alive",
 ]

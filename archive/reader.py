@@ -446,3 +446,13 @@ def verify_record(rec: StoredRecord) -> list[str]:
     ):
         problems.append(problem)
     return problems
+
+
+def warc_fields(payload: bytes) -> dict[str, str]:
+    """The ``name: value`` fields of an ``application/warc-fields`` block (a warcinfo)."""
+    fields: dict[str, str] = {}
+    for line in payload.decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip()] = value.strip()
+    return fields

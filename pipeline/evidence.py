@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import iter_records, read_record, verify_record
+from archive import iter_records, read_record, verify_record, warc_fields
 from archive.signing import (
     fingerprint,
     load_or_create_key,
@@ -193,16 +193,6 @@ def export_evidence(
     return Exported(output, capture.id, summary.records, fingerprint(key), bool(tsa_url))
 
 
-def _warcinfo_fields(path: Path) -> dict[str, str]:
-    head = read_record(path, 0)
-    fields: dict[str, str] = {}
-    for line in head.payload.decode("utf-8", "replace").splitlines():
-        name, sep, value = line.partition(":")
-        if sep:
-            fields[name.strip()] = value.strip()
-    return fields
-
-
 def _facts(
     session: Session,
     link: Link,
@@ -236,7 +226,7 @@ def _facts(
         .order_by(Capture.captured_at, Capture.id)
     )
     source = next((m.path for m in members if Path(m.path).name == capture.warc_file), None)
-    info = _warcinfo_fields(Path(source)) if source else {}
+    info = warc_fields(read_record(Path(source), 0).payload) if source else {}
     meta = session.get(PageMetadataRow, capture.id)
     return {
         "title": f"Evidence summary: {link.country.name}"

@@ -25,6 +25,7 @@ from archive import (
     decoded_payload,
     iter_records,
     sha256_hex,
+    warc_fields,
     write_cdxj,
 )
 from pipeline.catalog.importer import import_entries, utcnow
@@ -148,7 +149,7 @@ def _index_file(
             location = replace(location, filename=name)
         records += 1
         if record.rec_type == "warcinfo":
-            fields = _warc_fields(record.payload)
+            fields = warc_fields(record.payload)
             run_id = int(fields[RUN_FIELD]) if fields.get(RUN_FIELD, "").isdigit() else None
             if run_id is not None and session.get(CrawlRun, run_id) is None:
                 # Rebuilding from the WARC files alone: the run is known by its id only.
@@ -272,15 +273,6 @@ def _metadata_row(capture_id: int, extracted: dict) -> PageMetadataRow:
         text=extracted.get("text"),
         encoding=extracted.get("encoding"),
     )
-
-
-def _warc_fields(payload: bytes) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for line in payload.decode("utf-8", "replace").splitlines():
-        name, sep, value = line.partition(":")
-        if sep:
-            fields[name.strip()] = value.strip()
-    return fields
 
 
 def _media_kind(content_type: str | None) -> str | None:

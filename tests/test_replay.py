@@ -12,6 +12,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 from pipeline.replay import find_wayback
 
@@ -24,19 +25,13 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, str, bytes]:
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
         return response.status, response.headers.get("Content-Type", ""), response.read()
 
 
 def test_replay_serves_every_archived_page_with_its_images(crawled: dict[str, Any]) -> None:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "--home", str(crawled["home"]), "replay",
          "--port", str(port)],

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from tsa import LocalTSA
 
 from archive.timestamp import (
@@ -138,12 +138,6 @@ def test_tampered_token_is_detected(tsa: LocalTSA, token: bytes) -> None:
     assert "not an RFC 3161 timestamp token" in verify_token(b"\x30\x03abc", DIGEST)[0]
     with pytest.raises(TimestampError):
         token_time(b"garbage")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_tsa_down_is_one_clear_error() -> None:
