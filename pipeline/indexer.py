@@ -28,6 +28,7 @@ from archive import (
     warc_fields,
     write_cdxj,
 )
+from pipeline.catalog.fulltext import refresh_documents
 from pipeline.catalog.importer import import_entries, utcnow
 from pipeline.catalog.models import (
     Capture,
@@ -181,6 +182,7 @@ def _index_file(
                 )
     session.flush()
     record_captures(session, new_captures)  # each capture's custody ledger: captured, indexed
+    touched: set[int] = set()  # links whose latest capture may have changed
     for record_id, when, context in contexts:
         if context["format"] == SEED_FORMAT:
             import_entries(
@@ -192,6 +194,8 @@ def _index_file(
             )
         elif _apply_context(session, record_id, when, context):
             result.outcomes += 1
+            touched.add(context["link_id"])
+    refresh_documents(session, touched)
     session.add(
         WarcFile(
             name=name or path.name,

@@ -18,9 +18,17 @@ def test_migrations_build_exactly_the_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
     engine = engine_for(url)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        tables = set(inspect(connection).get_table_names())
+        # SQLite's FTS5 index (migration 0006) is no model: a virtual table and its shadows.
+        fts = {name for name in tables if name.startswith("search_fts")}
+        context = MigrationContext.configure(
+            connection,
+            opts={"include_name": lambda name, kind, _parent: name not in fts},
+        )
+        diff = compare_metadata(context, Base.metadata)
     forget_engine(url)
     assert diff == []
+    assert "search_fts" in fts
 
 
 def test_an_old_catalog_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from pipeline.catalog import session_scope
-from pipeline.catalog.queries import Selection, search, status_summary
+from pipeline.catalog.fulltext import SearchQuery, search
+from pipeline.catalog.queries import status_summary
 from pipeline.config import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -40,7 +41,7 @@ def test_same_crawl_gives_same_catalog_on_postgresql(
 
     world = crawled["world"]
     with session_scope(paths(crawled["home"]).database_url) as session:
-        on_sqlite = search(session, limit=None)
+        on_sqlite = search(session, SearchQuery(limit=None)).rows
         sqlite_status = status_summary(session)
 
     monkeypatch.setenv("LINKARCHIVE_DATABASE_URL", postgres_url)
@@ -49,9 +50,9 @@ def test_same_crawl_gives_same_catalog_on_postgresql(
     assert not (tmp_path / "home" / "catalog.sqlite").exists()
 
     with session_scope(postgres_url) as session:
-        on_postgres = search(session, limit=None)
-        assert [r["city"] for r in search(session, "МОСКВЕ")] == ["Moscow"]
-        assert {r["city"] for r in search(session, selection=Selection(country="DE"))} == {
+        on_postgres = search(session, SearchQuery(limit=None)).rows
+        assert [r["city"] for r in search(session, SearchQuery("МОСКВЕ")).rows] == ["Moscow"]
+        assert {r["city"] for r in search(session, SearchQuery(country="DE")).rows} == {
             "Berlin", "Munich", "Hamburg",
         }  # fmt: skip
         postgres_status = status_summary(session)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.catalog.fulltext import refresh_documents
 from pipeline.catalog.models import City, Country, Link, LinkSource, Source
 from pipeline.seeds import SeedEntry
 
@@ -107,5 +108,5 @@ def import_entries(
             if session.get(LinkSource, (link.id, source.id)) is None:
                 session.add(LinkSource(link_id=link.id, source_id=source.id, label=seed_link.label))
             result.links_total += 1
-    session.flush()
+    refresh_documents(session, result.link_ids.values())
     return result

@@ -1,25 +1,25 @@
-"""Read-side queries of the catalog: link selection, search, status, a link's captures."""
+"""Read-side queries of the catalog: link selection, status, a link's captures.
+
+Search is ``pipeline.catalog.fulltext``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from pipeline.catalog.models import (
     LINK_STATUSES,
     Capture,
     City,
     Country,
-    CrawlOutcome,
     Link,
     LinkCheck,
     LinkSource,
-    Media,
-    PageMetadataRow,
     Source,
 )
 from pipeline.gazetteer import default_gazetteer
@@ -134,92 +134,6 @@ def link_context(link: Link) -> dict[str, Any]:
         "city": link.city.name if link.city else None,
         "sources": [s.source.location for s in link.sources],
     }
-
-
-def _text_match(session: Session, text: str):  # type: ignore[no-untyped-def]
-    columns = [
-        PageMetadataRow.title,
-        PageMetadataRow.description,
-        PageMetadataRow.author,
-        PageMetadataRow.site_name,
-        PageMetadataRow.text,
-        Link.url,
-        Link.label,
-        Country.name,
-        City.name,
-        City.original_name,
-    ]
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite's LIKE folds ASCII only; casefold() is registered on every connection.
-        needle = f"%{text.casefold()}%"
-        return or_(*(func.casefold(col).like(needle) for col in columns))
-    return or_(*(col.ilike(f"%{text}%") for col in columns))
-
-
-def search(
-    session: Session,
-    text: str | None = None,
-    selection: Selection = Selection(),
-    since: date | None = None,
-    until: date | None = None,
-    limit: int | None = 50,
-) -> list[dict[str, Any]]:
-    """One row per link with its latest capture and metadata; newest publication first.
-
-    ``since``/``until`` bound the publication date of the report (inclusive).
-    """
-    outcome = aliased(CrawlOutcome)
-    latest_outcome = (
-        select(func.max(CrawlOutcome.id)).where(CrawlOutcome.link_id == Link.id).scalar_subquery()
-    )
-    images = (
-        select(func.count(func.distinct(Media.url)))
-        .where(Media.link_id == Link.id, Media.run_id == Capture.run_id, Media.kind == "image")
-        .scalar_subquery()
-    )
-    query = (
-        select(Link, Country, City, Capture, PageMetadataRow, outcome, images)
-        .join(Country, Link.country_id == Country.id)
-        .outerjoin(City, Link.city_id == City.id)
-        .outerjoin(Capture, Capture.id == Link.last_capture_id)
-        .outerjoin(PageMetadataRow, PageMetadataRow.capture_id == Link.last_capture_id)
-        .outerjoin(outcome, outcome.id == latest_outcome)
-    )
-    query = _filtered(session, query, selection)
-    if text:
-        query = query.where(_text_match(session, text))
-    if since:
-        query = query.where(PageMetadataRow.published >= since)
-    if until:
-        query = query.where(PageMetadataRow.published <= until)
-    query = query.order_by(Country.name, City.name, Link.id)
-    if limit:
-        query = query.limit(limit)
-    rows = []
-    for link, country, city, capture, meta, last, image_count in session.execute(query):
-        rows.append(
-            {
-                "link_id": link.id,
-                "country": country.name,
-                "city": city.name if city else None,
-                "kind": link.kind,
-                "label": link.label,
-                "url": link.url,
-                "status": link.status,
-                "http_status": last.http_status if last else None,
-                "final_url": link.final_url,
-                "captured_at": _iso(capture.captured_at) if capture else None,
-                "capture_id": capture.id if capture else None,
-                "title": meta.title if meta else None,
-                "description": meta.description if meta else None,
-                "author": meta.author if meta else None,
-                "published": meta.published.isoformat() if meta and meta.published else None,
-                "language": meta.language if meta else None,
-                "images": image_count or 0,
-                "warc_file": capture.warc_file if capture else None,
-            }
-        )
-    return rows
 
 
 def _iso(moment: datetime) -> str:
