@@ -30,8 +30,10 @@ from rich.text import Text
 from pipeline.catalog import CatalogError, session_scope
 from pipeline.catalog.db import forget_engine
 from pipeline.catalog.models import LINK_STATUSES
+from pipeline.citation import STYLES as CITATION_STYLES
 from pipeline.config import Paths, paths
 from pipeline.seeds import DEFAULT_SOURCE, LINK_KINDS, SeedError
+from pipeline.users import ROLES, UsersError
 
 STATUSES = LINK_STATUSES
 
@@ -352,7 +354,8 @@ def schedule_add(
 
 
 @schedule.command("list")
-def schedule_list() -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+def schedule_list(fmt: str) -> None:
     """The schedules on the Prefect server."""
     from flows.deployments import list_schedules
 
@@ -364,7 +367,7 @@ def schedule_list() -> None:
         }
         for s in list_schedules()
     ]
-    _emit(rows, "table", ["name", "flow", "cron", "paused", "parameters"])
+    _emit(rows, fmt, ["name", "flow", "cron", "paused", "parameters"])
 
 
 @schedule.command("remove")
@@ -387,41 +390,115 @@ def schedule_serve() -> None:
 
 @cli.command()
 @click.argument("text", required=False)
-@click.option("--country")
+@click.option("--country", help="Name, original spelling or ISO code.")
 @click.option("--city")
 @click.option("--kind", type=click.Choice(LINK_KINDS))
+@click.option("--language", help="Language of the page, e.g. de.")
 @click.option("--status", type=click.Choice(STATUSES))
+@click.option("--published", metavar="YYYY[-MM]", help="Published in this year or month.")
+@click.option("--captured", metavar="YYYY[-MM]", help="Last captured in this year or month.")
 @click.option("--since", callback=_parse_date, help="Published on or after (YYYY-MM-DD).")
 @click.option("--until", callback=_parse_date, help="Published on or before (YYYY-MM-DD).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table"
+)
+@click.option("--limit", type=click.IntRange(1), help="At most this many results [default: 50].")
+@click.option("--all", "every", is_flag=True, help="Every result (for exports).")
+@click.option("--facets", "show_facets", is_flag=True, help="Also count results per facet.")
 @click.pass_context
 def search(
     ctx: click.Context,
     text: str | None,
-    country: str | None,
-    city: str | None,
-    kind: str | None,
-    status: str | None,
+    fmt: str,
+    limit: int | None,
+    every: bool,
+    show_facets: bool,
     since: date | None,
     until: date | None,
-    fmt: str,
-    limit: int,
+    **filters: str | None,
 ) -> None:
-    """Search links by text in their metadata, place, kind, status and publication date."""
-    from pipeline.catalog.queries import Selection
-    from pipeline.catalog.queries import search as run_search
+    """Full-text search of the archived pages, their metadata and places, with filters.
+
+    TEXT: words (all must match), "a phrase", OR, -excluded, prefix*.
+    """
+    from pipeline.catalog.fulltext import SearchQuery, strip_marks
+    from pipeline.catalog.fulltext import search as run_search
 
     if since and until and since > until:
         raise UserError(f"--since {since} is after --until {until}")
-    selection = Selection(country=country, city=city, kind=kind, status=status)
-    with session_scope(_home(ctx).database_url) as session:
-        rows = run_search(session, text, selection, since, until, limit)
-    _emit(
-        rows,
-        fmt,
-        ["link_id", "country", "city", "kind", "status", "published", "title"],
+    if every and limit:
+        raise UserError("use either --limit or --all")
+    if show_facets and fmt in ("csv", "jsonl"):
+        raise UserError("--facets works with --format table or json")
+    query = SearchQuery(
+        text=text, since=since, until=until, limit=None if every else limit or 50, **filters
     )
+    with session_scope(_home(ctx).database_url) as session:
+        result = run_search(session, query, facets=show_facets)
+    if fmt == "table":
+        _search_table(result.rows, result.total)
+        if show_facets:
+            for name, counts in result.facets.items():
+                say(f"{name}: " + ", ".join(f"{value} ({count})" for value, count in counts))
+        return
+    rows = [{**row, "snippet": strip_marks(row["snippet"])} for row in result.rows]
+    if fmt == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    elif fmt == "json" and show_facets:
+        facets = {name: [{"value": v, "count": c} for v, c in counts]
+                  for name, counts in result.facets.items()}  # fmt: skip
+        click.echo(
+            json.dumps(
+                {"total": result.total, "facets": facets, "rows": rows},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        _emit(rows, fmt, ["link_id", "country", "city", "kind", "status", "published", "title"])
+
+
+def _search_table(rows: list[dict[str, Any]], total: int) -> None:
+    """Results with their snippets, matches in bold (archived text is data, never markup)."""
+    from pipeline.catalog.fulltext import MARK_END, MARK_START
+
+    if not rows:
+        say("No results.")
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_lines=False)
+    for header in ("Link", "Place", "Kind", "Status", "Published"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("Title and snippet", ratio=1)
+    for row in rows:
+        cell = Text(row["title"] or row["label"] or row["url"], style="bold")
+        if row["snippet"]:
+            cell.append("\n")
+            parts = row["snippet"].replace(MARK_END, MARK_START).split(MARK_START)
+            for index, part in enumerate(parts):
+                cell.append(part, style="bold reverse" if index % 2 else "dim")
+        place = ", ".join(filter(None, [row["country"], row["city"]]))
+        table.add_row(
+            *(Text(str(v or "—")) for v in (row["link_id"], place, row["kind"], row["status"],
+                                            row["published"])),
+            cell,
+        )  # fmt: skip
+    console.print(table)
+    say(f"{len(rows)} of {total} results")
+
+
+@cli.command()
+@click.argument("capture_id", type=int)
+@click.option("--style", type=click.Choice(CITATION_STYLES), default="apa", show_default=True)
+@click.pass_context
+def cite(ctx: click.Context, capture_id: int, style: str) -> None:
+    """A citation of a capture: its page, the archived copy and the WARC record."""
+    from pipeline.citation import citation_facts
+    from pipeline.citation import cite as make_citation
+
+    with session_scope(_home(ctx).database_url) as session:
+        facts = citation_facts(session, capture_id)
+    click.echo(make_citation(facts, style))
 
 
 @cli.command()
@@ -536,51 +613,18 @@ def get(
 
     The retrieval is appended to the capture's custody ledger.
     """
-    import hashlib
+    from pipeline.custody import current_actor
+    from pipeline.retrieval import retrieve_payload
 
-    from sqlalchemy import select
-
-    from archive import decoded_payload, read_record
-    from pipeline.catalog.models import WarcFile
-    from pipeline.catalog.queries import get_capture, payload_capture
-    from pipeline.custody import append_event, current_actor, record_capture_events
-
-    where = _home(ctx)
-    with session_scope(where.database_url) as session:
-        capture = get_capture(session, capture_id)
-        holder = payload_capture(session, capture)  # a revisit's payload is its original's
-        stored = session.scalar(select(WarcFile.path).where(WarcFile.name == holder.warc_file))
-    warc = Path(stored) if stored else where.warcs / holder.warc_file
-    if not warc.exists():
-        raise UserError(f"WARC file {warc} of capture {capture_id} is missing")
-    body = decoded_payload(read_record(warc, holder.warc_offset))
-    if output == "-":
-        sys.stdout.buffer.write(body)
-        sys.stdout.buffer.flush()
-    else:
-        Path(output).write_bytes(body)
-    details = {
-        "output": output if output == "-" else str(Path(output).resolve()),
-        "bytes": len(body),
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "content": "payload, content-encoding decoded",
-        "payload_record": holder.record_id,
-    }
-    with session_scope(where.database_url) as session:
-        # A capture indexed before custody ledgers existed gets its ledger now.
-        record_capture_events(
-            session, capture, reason="ledger started on retrieval: indexed before ledgers existed"
-        )
-        append_event(
-            session,
-            capture_id,
-            "retrieved",
-            actor=requested_by or current_actor(),
-            reason=reason,
-            details=details,
-        )
+    got = retrieve_payload(
+        _home(ctx),
+        capture_id,
+        actor=requested_by or current_actor(),
+        reason=reason,
+        output=output,
+    )
     if output != "-":
-        say(f"Wrote {len(body)} bytes of {capture.url} to {output}")
+        say(f"Wrote {len(got.body)} bytes of {got.capture.url} to {output}")
 
 
 @cli.command()
@@ -600,19 +644,28 @@ def demo(ctx: click.Context) -> None:
         say(f"Replica world up: index page at {world.index_url}")
         say(f"Data home: {where.home}")
         _run_crawl(where, source=world.index_url, batch_size=50)
-    from pipeline.catalog.queries import Selection, status_summary
-    from pipeline.catalog.queries import search as run_search
+    from pipeline.catalog.fulltext import SearchQuery
+    from pipeline.catalog.fulltext import search as run_search
+    from pipeline.catalog.queries import status_summary
 
     with session_scope(where.database_url) as session:
         _status_table(status_summary(session))
-        picks = run_search(session, None, Selection(status="alive"), limit=4)
-        picks += run_search(session, None, Selection(kind="photo_gallery"), limit=2)
-        picks += run_search(session, None, Selection(status="redirected"), limit=1)
-        picks += run_search(session, None, Selection(status="dead"), limit=1)
+        picks = []
+        for query in (
+            SearchQuery(status="alive", limit=4),
+            SearchQuery(kind="photo_gallery", limit=2),
+            SearchQuery(status="redirected", limit=1),
+            SearchQuery(status="dead", limit=1),
+        ):
+            picks += run_search(session, query, facets=False).rows
     say("\nA few of the archived links:")
     rows = list({row["link_id"]: row for row in picks}.values())
     _emit(rows, "table", ["link_id", "city", "kind", "status", "images", "title"])
-    say(f"Try: linkarchive --home {where.home} search --country Germany --format json")
+    say(f"Try: linkarchive --home {where.home} search 'Blumen OR flowers' --city Berlin")
+    say(
+        f"Or in the browser: linkarchive --home {where.home} users add NAME --role researcher,"
+        f" then linkarchive --home {where.home} serve"
+    )
 
 
 def _reset_demo_home(home: Path) -> None:
@@ -865,31 +918,25 @@ def evidence_export(
     force: bool,
 ) -> None:
     """Export one capture (LINK_ID, URL or --capture ID) as a signed evidence package."""
-    from pipeline.evidence import choose_capture, export_evidence
+    from pipeline.retrieval import export_package, tsa_url
 
     path = _wacz_output(output, force)
     where = _home(ctx)
-    with session_scope(where.database_url) as session:
-        capture = choose_capture(session, target, capture_id, at)
-        with console.status("Packaging, signing" + (" and timestamping" if _tsa() else "")):
-            result = export_evidence(
-                session,
-                where,
-                capture,
-                reason=reason,
-                requested_by=requested_by,
-                output=path,
-                overwrite=force,
-                tsa_url=_tsa(),
-            )
+    with console.status("Packaging, signing" + (" and timestamping" if tsa_url() else "")):
+        result = export_package(
+            where,
+            path,
+            reason=reason,
+            requested_by=requested_by,
+            target=target,
+            capture_id=capture_id,
+            at=at,
+            overwrite=force,
+        )
     say(
         f"Wrote {output}: capture {result.capture_id}, {result.records} WARC records, signed by "
         f"{result.fingerprint}" + (", timestamped." if result.timestamped else ".")
     )
-
-
-def _tsa() -> str | None:
-    return os.environ.get("LINKARCHIVE_TSA_URL") or None
 
 
 @evidence.command("verify")
@@ -952,6 +999,98 @@ def replica() -> None:
             pass
 
 
+@cli.group()
+def users() -> None:
+    """Users of the web app and the JSON API, and their tokens."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What the user may do.")
+@click.pass_context
+def users_add(ctx: click.Context, name: str, role: str) -> None:
+    """Add a user; their token is printed once (only its SHA-256 is kept)."""
+    from pipeline.users import add_user
+
+    with session_scope(_home(ctx).database_url) as session:
+        _user, token = add_user(session, name, role)
+    say(f"Token for {name} ({role}), shown once: {token}")
+
+
+@users.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def users_list(ctx: click.Context, fmt: str) -> None:
+    """List users with their role, creation and last sign-in (never tokens)."""
+    from pipeline.users import list_users
+
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat(timespec="seconds") + "Z" if value else None
+
+    with session_scope(_home(ctx).database_url) as session:
+        rows = [
+            {
+                "name": user.name,
+                "role": user.role,
+                "created": moment(user.created_at),
+                "last_login": moment(user.last_login_at),
+            }
+            for user in list_users(session)
+        ]
+    _emit(rows, fmt, ["name", "role", "created", "last_login"])
+
+
+@users.command("remove")
+@click.argument("name")
+@click.pass_context
+def users_remove(ctx: click.Context, name: str) -> None:
+    """Remove a user and end their sessions."""
+    from pipeline.users import remove_user
+
+    with session_scope(_home(ctx).database_url) as session:
+        remove_user(session, name)
+    say(f"Removed user {name}.")
+
+
+@users.command("token")
+@click.argument("name")
+@click.pass_context
+def users_token(ctx: click.Context, name: str) -> None:
+    """Issue a new token for a user; the old one and their sessions stop working."""
+    from pipeline.users import get_user, new_token
+
+    with session_scope(_home(ctx).database_url) as session:
+        token = new_token(session, name)
+        role = get_user(session, name).role
+    say(f"Token for {name} ({role}), shown once: {token}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the web app (search, cite, retrieve, manage) until Ctrl-C."""
+    import ipaddress
+
+    import uvicorn
+
+    from pipeline.web.app import create_app
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        Console(stderr=True).print(
+            f"linkarchive: warning: listening on {host}, not loopback: put TLS in front of it",
+            highlight=False, markup=False, soft_wrap=True,
+        )  # fmt: skip
+    app = create_app(_home(ctx))
+    say(f"Serving {_home(ctx).home} on http://{host}:{port}/  (Ctrl-C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+
+
 # --- output -----------------------------------------------------------------------------
 
 
@@ -973,7 +1112,13 @@ def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
 
 # --- entry point ------------------------------------------------------------------------
 
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (UserError, SeedError, CatalogError, OSError)
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    UserError,
+    SeedError,
+    CatalogError,
+    OSError,
+    UsersError,
+)
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -983,12 +1128,14 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from pipeline.catalog.queries import QueryError
     from pipeline.custody import CustodyError
     from pipeline.evidence import EvidenceError
+    from pipeline.retrieval import RetrievalError
 
     return (
         ScheduleError,
         *EXPECTED_ERRORS,
         QueryError,
         EvidenceError,
+        RetrievalError,
         SigningError,
         TimestampError,
         CustodyError,

@@ -114,8 +114,13 @@ def export_evidence(
     output: Path,
     overwrite: bool = False,
     tsa_url: str | None = None,
+    actor: str | None = None,
 ) -> Exported:
-    """Write the evidence package of ``capture`` to ``output`` and record the export."""
+    """Write the evidence package of ``capture`` to ``output`` and record the export.
+
+    The ``exported`` event's actor is ``actor`` (who exports, e.g. a signed-in user), else
+    ``requested_by``, else the operator; given ``actor``, ``requested_by`` is recorded too.
+    """
     if not reason.strip():
         raise EvidenceError("--reason is required: say why this evidence is exported")
     link = session.get(Link, capture.link_id) if capture.link_id else None
@@ -126,15 +131,11 @@ def export_evidence(
     pages = [p for p in plan.pages if p.id == page_id] or [
         Page(capture.url, capture.captured_at, None, page_id)
     ]
-    actor = requested_by or current_actor()
-    append_event(
-        session,
-        capture.id,
-        "exported",
-        actor=actor,
-        reason=reason,
-        details={"package": output.name},
-    )
+    details: dict[str, Any] = {"package": output.name}
+    if actor and requested_by:
+        details["requested_by"] = requested_by
+    actor = actor or requested_by or current_actor()
+    append_event(session, capture.id, "exported", actor=actor, reason=reason, details=details)
     ledger = ledger_lines(session, capture.id)
     key = load_or_create_key(key_path(where))
     created = datetime.now(UTC).replace(microsecond=0)

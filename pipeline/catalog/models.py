@@ -248,3 +248,48 @@ class LinkCheck(Base):
     final_url: Mapped[str | None] = mapped_column(String(4096))
     change: Mapped[dict | None] = mapped_column(JSON)  # what changed, for "changed"
     confirmed: Mapped[bool] = mapped_column(default=True)  # False: a failure not yet a death
+
+
+class User(Base):
+    """A user of the web app and the JSON API; only the SHA-256 of the token is stored."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser: only the SHA-256 of the session id (the cookie) is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class SearchDocument(Base):
+    """What full-text search indexes of a link: its words, folded (see ``catalog.fulltext``).
+
+    One row per link, rebuilt by ``fulltext.refresh_documents`` whenever the link or its
+    latest capture changes; SQLite's FTS5 table and PostgreSQL's GIN index are built on it.
+    """
+
+    __tablename__ = "search_documents"
+
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id"), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    label: Mapped[str] = mapped_column(Text, default="")
+    place: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
