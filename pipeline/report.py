@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,23 +53,29 @@ def health_over_time(session: Session) -> dict[str, list[tuple[str, Counter[str]
     return dict(series)
 
 
-def _chart(points: list[tuple[str, Counter[str]]]) -> str:
-    """Stacked bars, one per day, as inline SVG."""
+def bar_chart(
+    points: list[tuple[str, Counter[str]]],
+    colours: dict[str, str] = COLOURS,
+    label: Callable[[str], str] = lambda day: day[5:],
+    aria: str = "link health over time",
+) -> str:
+    """Stacked bars as inline SVG: one bar per point (a day, a country), one colour per
+    bucket of ``colours``; ``label`` shortens the point's name under its bar."""
     width, height, bar = 40 * max(len(points), 1) + 40, 140, 24
     top = max((sum(c.values()) for _, c in points), default=1) or 1
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" '
-             f'role="img" aria-label="link health over time">']  # fmt: skip
+             f'role="img" aria-label="{_e(aria)}">']  # fmt: skip
     for index, (day, counts) in enumerate(points):
         x, y = 30 + index * 40, height
-        for bucket in ("healthy", "failing", "gone"):
+        for bucket, colour in colours.items():
             h = round(counts[bucket] / top * (height - 10))
             if h:
                 y -= h
                 parts.append(
-                    f'<rect x="{x}" y="{y}" width="{bar}" height="{h}" fill="{COLOURS[bucket]}">'
-                    f"<title>{_e(day)}: {counts[bucket]} {bucket}</title></rect>"
+                    f'<rect x="{x}" y="{y}" width="{bar}" height="{h}" fill="{colour}">'
+                    f"<title>{_e(day)}: {counts[bucket]} {_e(bucket)}</title></rect>"
                 )
-        parts.append(f'<text x="{x}" y="{height + 14}" font-size="9">{_e(day[5:])}</text>')
+        parts.append(f'<text x="{x}" y="{height + 14}" font-size="9">{_e(label(day))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -98,7 +105,7 @@ def render_report(session: Session) -> str:
     out += [f"<span style='background:{c}'></span>{_e(b)}" for b, c in COLOURS.items()]
     out.append("</p>")
     for country, points in health_over_time(session).items():
-        out.append(f"<h3>{_e(country)}</h3>{_chart(points)}")
+        out.append(f"<h3>{_e(country)}</h3>{bar_chart(points)}")
     out.append("<h2>Dead and changed links, and their surviving copies</h2>")
     out.append("<table><tr><th>Link</th><th>Place</th><th>Status</th><th>URL</th>"
                "<th>Last good capture</th><th>Get it</th></tr>")  # fmt: skip

@@ -1,0 +1,1 @@
+"""The web app: see docs/WEB.md."""

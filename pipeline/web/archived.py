@@ -1,0 +1,428 @@
+"""The archived page as captured, in a sandboxed frame; payload and evidence downloads.
+
+An archived document is served with a ``sandbox`` CSP: an opaque origin with no scripts
+whose resources come from the archive only. Browsers send no SameSite cookies with the
+requests of such a document, so the resources it loads carry a *view pass* in their path
+(``/archived/web/PASS/TIMESTAMP/URL``): an HMAC over the user's id, token hash and an
+expiry, keyed by a secret kept in the data home. It stops working when it expires, or
+when the user is removed or given a new token. Nothing here touches a file named by a
+request: WARC files are found through catalog rows (:mod:`pipeline.retrieval`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlalchemy import select
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from archive import ContentDecodingError, decoded_payload
+from pipeline.catalog import session_scope
+from pipeline.catalog.models import Capture, User
+from pipeline.catalog.queries import QueryError, get_capture, payload_capture
+from pipeline.config import Paths
+from pipeline.evidence import EvidenceError
+from pipeline.export import ExportError
+from pipeline.retrieval import RetrievalError, export_package, read_stored, retrieve_payload
+from pipeline.users import allowed
+from pipeline.web.auth import form_data, require, verify_csrf
+from pipeline.web.rewrite import (
+    archived_url,
+    parse_timestamp,
+    rewrite_css,
+    rewrite_html,
+    rewrite_url,
+    timestamp14,
+)
+from pipeline.web.templating import render
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+
+ARCHIVED_CSP = (
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self'; media-src 'self'; frame-ancestors 'self'"
+)
+HTML_TYPES = {"text/html", "application/xhtml+xml"}
+MAX_REASON = 1000
+MAX_REQUESTED_BY = 500
+PASS_LIFETIME = 12 * 3600  # seconds, as long as a web session
+WEB_PREFIX = "/archived/web"
+_CANDIDATES = 200  # captures of one URL considered when choosing the nearest
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+_CHARSET = re.compile(r";\s*charset=\"?([A-Za-z0-9_.:-]{1,40})\"?\s*(?:;|$)", re.I)
+
+
+def _archived_headers(disposition: str = "inline") -> dict[str, str]:
+    return {
+        "Content-Security-Policy": ARCHIVED_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private",
+        "Content-Disposition": disposition,
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+def _where(request: Request) -> Paths:
+    return request.app.state.paths
+
+
+# --------------------------------------------------------------------------- view passes
+
+
+def _pass_secret(where: Paths) -> bytes:
+    """The data home's secret for view passes (created on first use, mode 0600)."""
+    path = where.home / "keys" / "view-pass.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another request created it first
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise RuntimeError(f"{path} is not a view pass secret")
+    return secret.encode()
+
+
+def _pass_mac(where: Paths, user: User, expires: int) -> str:
+    message = f"{user.id}.{expires}.{user.token_sha256}".encode()
+    digest = hmac.new(_pass_secret(where), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def mint_pass(where: Paths, user: User) -> str:
+    """A view pass for ``user``: ``ID.EXPIRES.MAC`` (no '/', always a '.')."""
+    expires = int(time.time()) + PASS_LIFETIME
+    return f"{user.id}.{expires}.{_pass_mac(where, user, expires)}"
+
+
+def pass_user(where: Paths, token: str) -> User | None:
+    """The user of a valid, unexpired view pass who may still view; else None."""
+    user_id, _, rest = token.partition(".")
+    expires, _, mac = rest.partition(".")
+    if not (user_id.isdigit() and expires.isdigit() and mac) or int(expires) < time.time():
+        return None
+    with session_scope(where.database_url) as session:
+        user = session.get(User, int(user_id))
+        if user is None or not allowed(user.role, "view"):
+            return None
+        if not hmac.compare_digest(mac, _pass_mac(where, user, int(expires))):
+            return None
+        return user
+
+
+def _prefix(where: Paths, user: User) -> str:
+    return f"{WEB_PREFIX}/{mint_pass(where, user)}"
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def _not_archived() -> Response:
+    body = (
+        '<!doctype html><meta charset="utf-8"><title>Not archived</title>'
+        "<p>This resource is not in the archive.</p>"
+    )
+    return Response(body, 404, media_type="text/html; charset=utf-8", headers=_archived_headers())
+
+
+def _server_error(exc: Exception, capture_id: int) -> HTTPException:
+    log.error("capture %s cannot be read: %s", capture_id, exc)
+    if isinstance(exc, RetrievalError):
+        return HTTPException(500, f"capture {capture_id} cannot be read: {exc}")
+    return HTTPException(
+        500, f"capture {capture_id} cannot be read: the archived record is damaged"
+    )
+
+
+def _mime(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _served_type(content_type: str | None) -> str:
+    """The archived Content-Type reduced to ``type/subtype`` (and a plain charset for text):
+    anything a browser might read otherwise (``text/plain, text/html``) becomes
+    application/octet-stream."""
+    mime = _mime(content_type)
+    if not _MIME.fullmatch(mime):
+        return "application/octet-stream"
+    charset = _CHARSET.search(content_type or "")
+    return f"{mime}; charset={charset.group(1)}" if mime.startswith("text/") and charset else mime
+
+
+def _serve(where: Paths, capture_id: int, prefix: str) -> Response:
+    """A capture as the archived frame shows it: HTML and CSS rewritten, redirects followed
+    within the archive, everything else byte-exact (content-encoding removed)."""
+    with session_scope(where.database_url) as session:
+        capture = get_capture(session, capture_id)
+        holder, record = read_stored(session, where, capture)
+    timestamp = timestamp14(capture.captured_at)
+    status = capture.http_status or holder.http_status or 200
+    location = record.http_header("Location")
+    if 300 <= status < 400 and location:
+        target = rewrite_url(location, capture.url, timestamp, prefix=prefix, navigation=True)
+        if target and not target.startswith("#"):
+            return RedirectResponse(target, 302, headers=_archived_headers())
+    try:
+        body = decoded_payload(record)
+    except ContentDecodingError as exc:
+        raise _server_error(exc, capture_id) from exc
+    content_type = record.http_header("Content-Type") or holder.content_type
+    mime = _mime(content_type)
+    headers = _archived_headers()
+    headers["X-Archived-Status"] = str(status)
+    if mime in HTML_TYPES:
+        page = rewrite_html(body, capture.url, timestamp, content_type=content_type, prefix=prefix)
+        return Response(page, media_type="text/html; charset=utf-8", headers=headers)
+    if mime == "text/css":
+        css = rewrite_css(body, capture.url, timestamp, content_type=content_type, prefix=prefix)
+        return Response(css, media_type="text/css; charset=utf-8", headers=headers)
+    return Response(body, media_type=_served_type(content_type), headers=headers)
+
+
+def _url_variants(url: str) -> list[str]:
+    """The URL as asked, and with / without a trailing slash (``http://h`` == ``http://h/``)."""
+    variants = [url]
+    base, question, query = url.partition("?")
+    other = base[:-1] if base.endswith("/") else base + "/"
+    variants.append(other + question + query)
+    return variants
+
+
+def nearest_capture(where: Paths, url: str, moment: datetime) -> int | None:
+    """The id of the response or revisit capture of ``url`` closest to ``moment``."""
+    with session_scope(where.database_url) as session:
+        rows = session.execute(
+            select(Capture.id, Capture.captured_at)
+            .where(
+                Capture.url.in_(_url_variants(url)),
+                Capture.record_type.in_(("response", "revisit")),
+            )
+            .limit(_CANDIDATES)
+        ).all()
+    if not rows:
+        return None
+    return min(rows, key=lambda r: (abs((r.captured_at - moment).total_seconds()), -r.id)).id
+
+
+def _asked_url(request: Request, rest: str) -> str:
+    """The original URL of an ``/archived/web/...`` request, rebuilt from the raw path (the
+    decoded path loses percent-escapes) and the query string."""
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    url = rest + (f"?{query}" if query else "")
+    for scheme in ("http:/", "https:/"):  # a proxy or client may have merged '//'
+        if url.startswith(scheme) and not url.startswith(scheme + "/"):
+            url = scheme + "/" + url[len(scheme) :]
+    return url
+
+
+def _raw_rest(request: Request) -> str:
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    text = raw.decode("latin-1")
+    marker = WEB_PREFIX + "/"
+    return text[text.index(marker) + len(marker) :] if marker in text else ""
+
+
+@router.get("/archived/web/{rest:path}")
+def archived_web(request: Request, rest: str) -> Response:
+    """An archived resource nearest a time: ``/archived/web/[PASS/]TIMESTAMP/URL``."""
+    where = _where(request)
+    del rest  # the decoded path; the raw one keeps the URL's escapes
+    head, _, remainder = _raw_rest(request).partition("/")
+    if "." in head:  # a view pass from an archived document
+        user = pass_user(where, head)
+        if user is None:
+            return Response(
+                "This view pass expired: reload the page.",
+                403,
+                media_type="text/plain; charset=utf-8",
+                headers=_archived_headers(),
+            )
+        prefix = f"{WEB_PREFIX}/{head}"
+        timestamp, _, remainder = remainder.partition("/")
+    else:
+        user = require("view")(request)
+        prefix, timestamp = _prefix(where, user), head
+    moment = parse_timestamp(timestamp)
+    url = _asked_url(request, remainder)
+    if moment is None or not url.lower().startswith(("http://", "https://")):
+        return _not_archived()
+    found = nearest_capture(where, url, moment)
+    if found is None:
+        return _not_archived()
+    try:
+        return _serve(where, found, prefix)
+    except (RetrievalError, ContentDecodingError) as exc:
+        raise _server_error(exc, found) from exc
+
+
+@router.get("/archived/{capture_id:int}/")
+def archived_capture(
+    request: Request, capture_id: int, user: Annotated[User, Depends(require("view"))]
+) -> Response:
+    """The archived document of a capture, rewritten, with the archived CSP."""
+    where = _where(request)
+    try:
+        return _serve(where, capture_id, _prefix(where, user))
+    except QueryError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except (RetrievalError, ContentDecodingError) as exc:
+        raise _server_error(exc, capture_id) from exc
+
+
+@router.get("/captures/{capture_id:int}/view")
+def capture_view(
+    request: Request, capture_id: int, _user: Annotated[User, Depends(require("view"))]
+) -> Response:
+    """The capture's facts and its archived rendition in a sandboxed frame."""
+    with session_scope(_where(request).database_url) as session:
+        try:
+            capture = get_capture(session, capture_id)
+            holder = payload_capture(session, capture)
+        except QueryError as exc:
+            raise HTTPException(404, str(exc)) from exc
+    mime = _mime(holder.content_type or capture.content_type)
+    shown = "html" if mime in HTML_TYPES else "image" if mime.startswith("image/") else "file"
+    return render(
+        request,
+        "capture_view.html",
+        capture=capture,
+        holder=holder,
+        shown=shown,
+        archived_web=archived_url(capture.url, timestamp14(capture.captured_at)),
+    )
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def _reason(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise HTTPException(422, "a reason is required: say why you need this")
+    if len(value) > MAX_REASON:
+        raise HTTPException(422, f"the reason is too long (at most {MAX_REASON} characters)")
+    return value.strip()
+
+
+def _requested_by(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or len(value) > MAX_REQUESTED_BY:
+        raise HTTPException(422, f"requested_by must be text of at most {MAX_REQUESTED_BY} chars")
+    return value.strip()
+
+
+async def _json_fields(request: Request) -> dict[str, Any]:
+    try:
+        fields = await request.json()
+    except ValueError:
+        raise HTTPException(400, 'send a JSON object: {"reason": "..."}') from None
+    if not isinstance(fields, dict):
+        raise HTTPException(400, 'send a JSON object: {"reason": "..."}')
+    return fields
+
+
+async def _payload(request: Request, capture_id: int, user: User, fields: dict) -> Response:
+    reason = _reason(fields.get("reason"))
+    where = _where(request)
+    try:
+        got = await run_in_threadpool(
+            retrieve_payload, where, capture_id, actor=user.name, reason=reason
+        )
+    except QueryError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except (RetrievalError, ContentDecodingError) as exc:
+        raise _server_error(exc, capture_id) from exc
+    headers = _archived_headers(f'attachment; filename="{got.filename}"')
+    headers["X-Payload-SHA256"] = got.sha256
+    headers["Cache-Control"] = "private, no-store"
+    return Response(got.body, media_type="application/octet-stream", headers=headers)
+
+
+async def _evidence(request: Request, capture_id: int, user: User, fields: dict) -> Response:
+    reason = _reason(fields.get("reason"))
+    requested_by = _requested_by(fields.get("requested_by"))
+    where = _where(request)
+    folder = Path(tempfile.mkdtemp(prefix="evidence-", dir=where.ensure().jobs))
+    output = folder / f"evidence-capture-{capture_id}.wacz"
+
+    def export() -> None:
+        export_package(
+            where,
+            output,
+            reason=reason,
+            requested_by=requested_by,
+            actor=user.name,
+            capture_id=capture_id,
+        )
+
+    try:
+        await run_in_threadpool(export)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, QueryError):
+            raise HTTPException(404, str(exc)) from exc
+        if isinstance(exc, EvidenceError):
+            raise HTTPException(422, str(exc)) from exc
+        if isinstance(exc, RetrievalError | ExportError | ContentDecodingError):
+            raise _server_error(exc, capture_id) from exc
+        raise
+    headers = _archived_headers(f'attachment; filename="{output.name}"')
+    headers["Cache-Control"] = "private, no-store"
+    return FileResponse(
+        output,
+        media_type="application/zip",
+        headers=headers,
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
+
+
+@router.post("/captures/{capture_id:int}/payload", dependencies=[Depends(verify_csrf)])
+async def payload_download(
+    request: Request, capture_id: int, user: Annotated[User, Depends(require("retrieve"))]
+) -> Response:
+    """The archived payload, exactly; recorded in the custody ledger with the reason."""
+    return await _payload(request, capture_id, user, await form_data(request))
+
+
+@router.post("/captures/{capture_id:int}/evidence", dependencies=[Depends(verify_csrf)])
+async def evidence_download(
+    request: Request, capture_id: int, user: Annotated[User, Depends(require("evidence"))]
+) -> Response:
+    """An evidence package (.wacz) of the capture; recorded in the custody ledger."""
+    return await _evidence(request, capture_id, user, await form_data(request))
+
+
+@router.post("/api/v1/captures/{capture_id:int}/payload", dependencies=[Depends(verify_csrf)])
+async def api_payload(
+    request: Request, capture_id: int, user: Annotated[User, Depends(require("retrieve"))]
+) -> Response:
+    """The archived payload, exactly (JSON body ``{"reason": ...}``)."""
+    return await _payload(request, capture_id, user, await _json_fields(request))
+
+
+@router.post("/api/v1/captures/{capture_id:int}/evidence", dependencies=[Depends(verify_csrf)])
+async def api_evidence(
+    request: Request, capture_id: int, user: Annotated[User, Depends(require("evidence"))]
+) -> Response:
+    """An evidence package (JSON body ``{"reason": ..., "requested_by": ...}``)."""
+    return await _evidence(request, capture_id, user, await _json_fields(request))
