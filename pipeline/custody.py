@@ -189,7 +189,8 @@ def append_event(
     """
     if event not in EVENTS:
         raise CustodyError(f"unknown custody event {event!r} (one of {', '.join(EVENTS)})")
-    capture = session.get(Capture, capture_id)
+    # Lock the capture's row (PostgreSQL): concurrent appends to one ledger take turns.
+    capture = session.get(Capture, capture_id, with_for_update=True)
     if capture is None:
         raise CustodyError(f"no capture with id {capture_id}")
     last = session.scalar(

@@ -385,7 +385,7 @@ def record_verification(where: Paths, package: Path, verdict: Verdict) -> bool:
     if not record_id:
         return False
     try:
-        with session_scope(where.database_url) as session:
+        with session_scope(where.database_url, write_lock=True) as session:
             capture = session.scalar(select(Capture).where(Capture.record_id == record_id))
             if capture is None:
                 return False

@@ -143,7 +143,7 @@ def record_retrieval(
         "content": "payload, content-encoding decoded",
         "payload_record": got.holder.record_id,
     }
-    with session_scope(where.database_url) as session:
+    with session_scope(where.database_url, write_lock=True) as session:
         # A capture indexed before custody ledgers existed gets its ledger now.
         record_capture_events(
             session,
@@ -220,7 +220,7 @@ def export_package(
     ``actor`` is who exports (default: ``requested_by``, else the operator); the custody
     ``exported`` event names them, and ``requested_by`` too when both are given.
     """
-    with session_scope(where.database_url) as session:
+    with session_scope(where.database_url, write_lock=True) as session:
         capture = choose_capture(session, target, capture_id, at)
         for held in (capture, payload_capture(session, capture)):
             if _indexed_path(session, held.warc_file) is None:

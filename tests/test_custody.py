@@ -343,3 +343,40 @@ def test_unknown_event_time_going_back_and_a_foreign_line_are_found() -> None:
 def test_event_line_refuses_unknown_events() -> None:
     with pytest.raises(CustodyError):
         ledger(["captured", "deleted"])
+
+
+def test_concurrent_retrievals_of_one_capture_all_chain(
+    crawled: dict[str, Any], tmp_path: Path
+) -> None:
+    """Several `get`s of one capture at once (the web app serves many users): each waits
+    its turn for the ledger, none fails, and the chain stays whole."""
+    import shutil
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    shutil.copytree(crawled["home"], home)
+    db = paths(home).database_url
+    with session_scope(db) as session:
+        capture_id = session.scalar(
+            select(Capture.id).where(Capture.http_status == 200).order_by(Capture.id).limit(1)
+        )
+        before = ledger_lines(session, capture_id)
+    linkarchive = str(Path(sys.executable).parent / "linkarchive")
+    runs = [
+        subprocess.Popen(
+            [linkarchive, "--home", str(home), "get", str(capture_id), "-o", str(tmp_path / f"{n}"),
+             "--reason", f"request {n}", "--requested-by", f"clerk {n}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for n in range(6)
+    ]
+    errors = [run.communicate(timeout=120)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0] * 6, errors
+    forget_engine(db)
+    with session_scope(db) as session:
+        after = ledger_lines(session, capture_id)
+    assert verify_lines(after) == []
+    added = [json.loads(line) for line in after[len(before) :]]
+    assert sorted(event["actor"] for event in added) == [f"clerk {n}" for n in range(6)]
+    assert all(event["event"] == "retrieved" for event in added)

@@ -9,7 +9,7 @@ from threading import Lock
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -75,10 +75,18 @@ def upgrade(engine: Engine) -> None:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session committed on success and rolled back on error."""
+def session_scope(url: str, *, write_lock: bool = False) -> Iterator[Session]:
+    """A session committed on success and rolled back on error.
+
+    ``write_lock`` is for read-then-append writers such as the custody ledger: on SQLite
+    the transaction takes the write lock before it reads (BEGIN IMMEDIATE), so concurrent
+    writers wait their turn instead of failing on a stale snapshot; on PostgreSQL the
+    writer locks the rows it appends to (``SELECT ... FOR UPDATE``).
+    """
     session = sessionmaker(engine_for(url), expire_on_commit=False)()
     try:
+        if write_lock and session.get_bind().dialect.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE"))
         yield session
         session.commit()
     except BaseException:
