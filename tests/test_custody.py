@@ -365,9 +365,22 @@ def test_concurrent_retrievals_of_one_capture_all_chain(
     linkarchive = str(Path(sys.executable).parent / "linkarchive")
     runs = [
         subprocess.Popen(
-            [linkarchive, "--home", str(home), "get", str(capture_id), "-o", str(tmp_path / f"{n}"),
-             "--reason", f"request {n}", "--requested-by", f"clerk {n}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                linkarchive,
+                "--home",
+                str(home),
+                "get",
+                str(capture_id),
+                "-o",
+                str(tmp_path / f"{n}"),
+                "--reason",
+                f"request {n}",
+                "--requested-by",
+                f"clerk {n}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for n in range(6)
     ]
