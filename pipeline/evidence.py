@@ -365,7 +365,9 @@ def _verify_records(archive: zipfile.ZipFile, verdict: Verdict) -> None:
                 count += 1
                 for problem in verify_record(record):
                     verdict.problems.append(f"WARC record {record.record_id}: {problem}")
-                if record.rec_type == "response" and "page" not in verdict.facts:
+                # The page is the capture the ledger is about, not the first response
+                # (which may be a script or stylesheet fetched before it).
+                if record.record_id == verdict.facts.get("capture_record_id"):
                     verdict.facts["page"] = record.target_uri
         except Exception as exc:  # noqa: BLE001 - a damaged file is a finding, not a crash
             verdict.problems.append(f"archive/data.warc.gz: {exc}")

@@ -329,3 +329,15 @@ def test_each_warc_file_is_timestamped_when_it_closes(
         digest = hashlib.sha256(warc.read_bytes()).digest()
         assert verify_token(token, digest, ca_cert=tsa.ca_cert) == []
         assert abs((token_time(token) - datetime.now(UTC)).total_seconds()) < 300
+
+
+def test_the_verified_page_is_the_exported_capture(crawled: dict[str, Any], tmp_path: Path) -> None:
+    """Not the first response in the package: the Berlin report's script precedes it."""
+    from pipeline.evidence import verify_package
+
+    url = crawled["world"].url("blog", "/de/berlin-demo")
+    target = tmp_path / "berlin.wacz"
+    code = main(["--home", str(crawled["home"]), "evidence", "export", url,
+                 "--reason", "which page is it", "-o", str(target)])  # fmt: skip
+    assert code == 0
+    assert verify_package(target).facts["page"] == url
