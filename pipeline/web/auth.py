@@ -3,7 +3,9 @@
 Route use::
 
     @router.post("/x", dependencies=[Depends(verify_csrf)])
-    async def x(request: Request, user: User = Depends(require("manage"))) -> Response:
+    async def x(
+        request: Request, user: Annotated[User, Depends(require("manage"))]
+    ) -> Response:
         fields = await form_data(request)
 
 ``python-multipart`` is not a dependency: forms are ``application/x-www-form-urlencoded``
