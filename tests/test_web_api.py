@@ -18,6 +18,8 @@ from pipeline.catalog.queries import status_summary
 ROLES = ("researcher", "legal", "archivist", "admin")
 ALL = (200, 200, 200, 200)
 ADMIN_ONLY = (403, 403, 403, 200)
+LEGAL_UP = (403, 200, 200, 200)
+ARCHIVIST_UP = (403, 403, 200, 200)
 # method, path, expected status for (researcher, legal, archivist, admin): docs/WEB.md's table.
 MATRIX: list[tuple[str, str, tuple[int, ...]]] = [
     ("GET", "/", (303, 303, 303, 303)),
@@ -39,7 +41,27 @@ MATRIX: list[tuple[str, str, tuple[int, ...]]] = [
     ("GET", "/api/v1/status", ALL),
     ("GET", "/api/v1/users", ADMIN_ONLY),
     ("POST", "/api/v1/users", (403, 403, 403, 201)),
+    ("GET", "/captures/{capture}/view", ALL),
+    ("GET", "/archived/{capture}/", ALL),
+    ("GET", "/archived/web/20301231000000/{url}", ALL),
+    ("POST", "/captures/{capture}/payload", LEGAL_UP),
+    ("POST", "/captures/{capture}/evidence", LEGAL_UP),
+    ("POST", "/api/v1/captures/{capture}/payload", LEGAL_UP),
+    ("POST", "/api/v1/captures/{capture}/evidence", LEGAL_UP),
+    ("GET", "/manage", ARCHIVIST_UP),
+    ("GET", "/api/v1/jobs", ARCHIVIST_UP),
+    # A country not in the catalog: refused as bad input, after the permission check.
+    ("POST", "/manage/crawls", (403, 403, 400, 400)),
+    ("POST", "/api/v1/crawls", (403, 403, 400, 400)),
+    ("POST", "/api/v1/checks", (403, 403, 400, 400)),
 ]
+# What each POST sends (users are added by the rest).
+BODIES = {
+    "/payload": {"reason": "role matrix"},
+    "/evidence": {"reason": "role matrix", "requested_by": "Counsel"},
+    "/crawls": {"country": "Atlantis"},
+    "/checks": {"country": "Atlantis"},
+}
 _new_names = count(1)
 
 
@@ -55,13 +77,16 @@ def site(crawled: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> d
 
 
 def call(client: Any, method: str, path: str, site: dict[str, Any]) -> Any:
-    path = path.format(link=site["link"], capture=site["capture"])
+    path = path.format(link=site["link"], capture=site["capture"], url=site["url"])
     if method == "GET":
         return client.get(path)
-    name = f"made{next(_new_names)}"
+    body = next(
+        (fields for end, fields in BODIES.items() if path.endswith(end)),
+        {"name": f"made{next(_new_names)}", "role": "researcher"},
+    )
     if path.startswith("/api/"):
-        return client.post(path, json={"name": name, "role": "researcher"})
-    return client.post(path, data={"name": name, "role": "researcher"})
+        return client.post(path, json=body)
+    return client.post(path, data=body)
 
 
 @pytest.mark.parametrize("role", ROLES)
