@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -15,18 +17,25 @@ import pytest
 from bs4 import BeautifulSoup
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import select, update
 from webkit import anonymous, client_as, csrf_of, make_app, session_client
 
 from archive import decoded_payload, read_record
 from pipeline.catalog import session_scope
-from pipeline.catalog.models import Capture, PageMetadataRow, User, WarcFile
+from pipeline.catalog.models import Capture, City, Link, PageMetadataRow, User, WarcFile
 from pipeline.cli import main
 from pipeline.config import paths
 from pipeline.custody import ledger_lines, verify_lines
 from pipeline.evidence import verify_package
 from pipeline.retrieval import RetrievalError, check_warc_name, locate_warc
-from pipeline.web.archived import ARCHIVED_CSP, _served_type
+from pipeline.web.archived import (
+    ARCHIVED_CSP,
+    THUMB_SIDE,
+    NotAnImage,
+    _served_type,
+    make_thumbnail,
+)
 
 CSP = (
     "sandbox; default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -539,3 +548,122 @@ def test_warc_files_are_found_in_the_home_or_refused(
 )
 def test_archived_content_types_are_served_strictly(archived: str | None, served: str) -> None:
     assert _served_type(archived) == served
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+
+def tallinn_thumbs(app: FastAPI, home: Path, viewer: TestClient) -> list[tuple[str, str]]:
+    """(full image href, thumbnail src) of every image on the Tallinn gallery's link page."""
+    with session_scope(_db(home)) as session:
+        link = session.scalar(select(Link.id).join(City).where(City.name == "Tallinn"))
+    page = viewer.get(f"/links/{link}")
+    assert page.status_code == 200
+    thumbs = [(img.parent["href"], img["src"]) for img in soup_of(page).select("a > img.thumb")]
+    assert len(thumbs) >= 12
+    return thumbs
+
+
+def warc_folder_state(home: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in paths(home).warcs.iterdir()}
+
+
+def test_gallery_thumbnails_are_small_renditions(app: FastAPI, home: Path) -> None:
+    viewer = client_as(app, "researcher")
+    warcs = warc_folder_state(home)
+    smaller = 0
+    for href, src in tallinn_thumbs(app, home, viewer):
+        assert re.fullmatch(r"/archived/thumb/\d+", src), src
+        got = viewer.get(src)
+        assert got.status_code == 200, src
+        assert got.headers["content-type"] == "image/webp"
+        assert got.headers["content-security-policy"] == CSP
+        assert got.headers["x-content-type-options"] == "nosniff"
+        assert got.headers["cache-control"].startswith("private")
+        full = viewer.get(href)
+        assert full.status_code == 200 and full.headers["content-type"].startswith("image/")
+        assert full.content == stored_body(home, href.split("/", 4)[4])[0]
+        with (
+            Image.open(io.BytesIO(got.content)) as thumb,
+            Image.open(io.BytesIO(full.content)) as orig,
+        ):
+            assert max(thumb.size) <= THUMB_SIDE
+            assert abs(thumb.width / thumb.height - orig.width / orig.height) < 0.02
+            if max(orig.size) > THUMB_SIDE:
+                assert max(thumb.size) == THUMB_SIDE
+                assert len(got.content) < len(full.content), (src, len(got.content))
+                smaller += 1
+    assert smaller >= 4
+    assert warc_folder_state(home) == warcs  # the archive is only read
+
+
+def test_a_thumbnail_is_cached_in_the_data_home(app: FastAPI, home: Path) -> None:
+    viewer = client_as(app, "researcher")
+    href, src = tallinn_thumbs(app, home, viewer)[0]
+    body = stored_body(home, href.split("/", 4)[4])[0]  # /archived/web/TS/URL
+    cached = home / "cache" / "thumbs" / f"{hashlib.sha256(body).hexdigest()}-{THUMB_SIDE}.webp"
+    cached.unlink(missing_ok=True)
+    first = viewer.get(src)
+    assert first.status_code == 200 and cached.read_bytes() == first.content
+    assert not cached.is_relative_to(paths(home).warcs)
+    os.utime(cached, (1_000_000_000, 1_000_000_000))
+    second = viewer.get(src)
+    assert second.content == first.content
+    assert cached.stat().st_mtime == 1_000_000_000  # read, not written again
+    assert not [p for p in cached.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_revisit_gets_its_originals_thumbnail(app: FastAPI, home: Path) -> None:
+    revisit = capture_where(home, Capture.record_type == "revisit", Capture.url.like("%.png"))
+    got = client_as(app, "researcher").get(f"/archived/thumb/{revisit.id}")
+    assert got.status_code == 200 and got.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(got.content)) as thumb:
+        assert max(thumb.size) <= THUMB_SIDE
+
+
+def test_thumbnails_only_of_images_and_only_for_viewers(app: FastAPI, home: Path) -> None:
+    viewer = client_as(app, "researcher")
+    page = berlin(home)
+    for path in (f"/archived/thumb/{page.id}", "/archived/thumb/999999"):
+        got = viewer.get(path)
+        assert got.status_code == 404, path
+        assert got.headers["content-type"] == "text/plain; charset=utf-8"
+        assert got.headers["content-security-policy"] == CSP
+    image = capture_where(home, Capture.role == "image")
+    assert viewer.get(f"/archived/thumb/{image.id}").status_code == 200
+    refused = anonymous(app).get(f"/archived/thumb/{image.id}")
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/login")
+    assert anonymous(app).get("/archived/thumb/abc").status_code in (303, 404)
+
+
+def _jpeg(size: tuple[int, int], orientation: int | None = None) -> bytes:
+    out = io.BytesIO()
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    Image.new("RGB", size, (200, 30, 30)).save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def test_make_thumbnail_keeps_aspect_and_applies_exif_orientation() -> None:
+    with Image.open(io.BytesIO(make_thumbnail(_jpeg((1000, 500))))) as thumb:
+        assert thumb.format == "WEBP" and thumb.size == (320, 160)
+    with Image.open(io.BytesIO(make_thumbnail(_jpeg((1000, 500), orientation=6)))) as thumb:
+        assert thumb.size == (160, 320)  # rotated upright
+    with Image.open(io.BytesIO(make_thumbnail(_jpeg((100, 60))))) as thumb:
+        assert thumb.size == (100, 60)  # never enlarged
+    out = io.BytesIO()
+    Image.new("RGBA", (640, 640), (0, 0, 0, 0)).save(out, "PNG")
+    with Image.open(io.BytesIO(make_thumbnail(out.getvalue()))) as thumb:
+        assert thumb.mode == "RGBA" and thumb.size == (320, 320)
+
+
+def test_make_thumbnail_refuses_garbage_and_decompression_bombs() -> None:
+    for garbage in (b"", b"not an image", _jpeg((400, 400))[:200]):
+        with pytest.raises(NotAnImage):
+            make_thumbnail(garbage)
+    bomb = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(bomb, "PNG")  # 81 million pixels in a few kB
+    assert len(bomb.getvalue()) < 100_000
+    with pytest.raises(NotAnImage, match="too large"):
+        make_thumbnail(bomb.getvalue())

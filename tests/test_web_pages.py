@@ -150,10 +150,12 @@ def test_link_page_shows_archived_images_of_a_gallery(site: dict[str, Any]) -> N
     with session_scope(site["app"].state.paths.database_url) as session:
         tallinn = session.scalar(select(Link.id).join(City).where(City.name == "Tallinn"))
     page = client_as(site["app"], "researcher").get(f"/links/{tallinn}").text
-    sources = [unescape(s) for s in re.findall(r'<img class="thumb" src="([^"]*)"', page)]
-    assert len(sources) >= 12
-    for source in sources:
-        assert re.fullmatch(r"/archived/web/\d{14}/http://127\.0\.0\.1:\d+/.+", source), source
+    found = re.findall(r'<a href="([^"]*)"><img class="thumb" src="([^"]*)"', page)
+    assert len(found) >= 12
+    for href, source in found:
+        full = unescape(href)  # the archived image; the thumbnail is a rendition of it
+        assert re.fullmatch(r"/archived/web/\d{14}/http://127\.0\.0\.1:\d+/.+", full), full
+        assert re.fullmatch(r"/archived/thumb/\d+", source), source
 
 
 def test_countries_page_matches_the_status_summary(site: dict[str, Any]) -> None:

@@ -7,6 +7,10 @@ requests of such a document, so the resources it loads carry a *view pass* in th
 expiry, keyed by a secret kept in the data home. It stops working when it expires, or
 when the user is removed or given a new token. Nothing here touches a file named by a
 request: WARC files are found through catalog rows (:mod:`pipeline.retrieval`).
+
+Thumbnails of archived images (``/archived/thumb/ID``) are renditions for viewing, cached
+in the data home under ``cache/thumbs/`` and named by the SHA-256 of the image's bytes; the
+archived bytes are never changed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import logging
 import os
 import re
@@ -27,6 +32,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from PIL import Image, ImageOps
 from sqlalchemy import select
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -38,7 +44,13 @@ from pipeline.catalog.queries import QueryError, get_capture, payload_capture
 from pipeline.config import Paths
 from pipeline.evidence import EvidenceError
 from pipeline.export import ExportError
-from pipeline.retrieval import RetrievalError, export_package, read_stored, retrieve_payload
+from pipeline.retrieval import (
+    RetrievalError,
+    export_package,
+    read_payload,
+    read_stored,
+    retrieve_payload,
+)
 from pipeline.users import allowed
 from pipeline.web.auth import form_data, require, verify_csrf
 from pipeline.web.rewrite import (
@@ -66,6 +78,10 @@ WEB_PREFIX = "/archived/web"
 _CANDIDATES = 200  # captures of one URL considered when choosing the nearest
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _CHARSET = re.compile(r";\s*charset=\"?([A-Za-z0-9_.:-]{1,40})\"?\s*(?:;|$)", re.I)
+THUMB_SIDE = 320  # px: the longest side of a thumbnail
+# Larger images get no thumbnail (decompression bombs); below Pillow's own warning limit.
+THUMB_MAX_PIXELS = 64_000_000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _archived_headers(disposition: str = "inline") -> dict[str, str]:
@@ -310,6 +326,126 @@ def capture_view(
         shown=shown,
         archived_web=archived_url(capture.url, timestamp14(capture.captured_at)),
     )
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+
+class NotAnImage(Exception):
+    """Archived bytes that cannot become a thumbnail."""
+
+
+def make_thumbnail(body: bytes, side: int = THUMB_SIDE) -> bytes:
+    """A WebP rendition of an image: longest side at most ``side`` px, aspect kept, EXIF
+    orientation applied, first frame only. Raises NotAnImage for bytes Pillow cannot decode
+    and for images of more than THUMB_MAX_PIXELS pixels."""
+    try:
+        with Image.open(io.BytesIO(body)) as image:
+            width, height = image.size
+            if width * height > THUMB_MAX_PIXELS:
+                raise NotAnImage(f"{width}x{height} pixels: too large for a thumbnail")
+            image.draft("RGB", (side, side))  # JPEG: decode at a reduced scale
+            shown = ImageOps.exif_transpose(image)
+            alpha = shown.mode in ("RGBA", "LA", "PA") or "transparency" in shown.info
+            shown = shown.convert("RGBA" if alpha else "RGB")
+            shown.thumbnail((side, side), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            shown.save(out, "WEBP", quality=80)
+    except NotAnImage:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise NotAnImage(str(exc) or type(exc).__name__) from exc
+    return out.getvalue()
+
+
+def thumb_path(where: Paths, sha256: str | None) -> Path | None:
+    """Where the thumbnail of image bytes with this SHA-256 (hex) is cached, if it is one."""
+    if not sha256 or not _SHA256.fullmatch(sha256):
+        return None
+    return where.home / "cache" / "thumbs" / f"{sha256}-{THUMB_SIDE}.webp"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cached(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _thumb_answer(status: int, text: str) -> Response:
+    return Response(
+        text, status, media_type="text/plain; charset=utf-8", headers=_archived_headers()
+    )
+
+
+def _thumb_response(data: bytes, media_type: str = "image/webp") -> Response:
+    headers = _archived_headers()
+    headers["Cache-Control"] = "private, max-age=86400"  # a capture's bytes never change
+    return Response(data, media_type=media_type, headers=headers)
+
+
+@router.get("/archived/thumb/{capture_id:int}")
+def archived_thumb(
+    request: Request, capture_id: int, _user: Annotated[User, Depends(require("view"))]
+) -> Response:
+    """A thumbnail of an image capture (a revisit's original), cached in the data home.
+
+    SVG is served as archived (it scales by itself); a capture that is not an image is
+    404, an image that cannot be decoded (or is too large) 415."""
+    where = _where(request)
+    with session_scope(where.database_url) as session:
+        try:
+            capture = get_capture(session, capture_id)
+            holder = payload_capture(session, capture)
+        except QueryError:
+            return _thumb_answer(404, "Not archived.")
+        mime = _mime(holder.content_type or capture.content_type)
+        digest = holder.payload_sha256  # of the bytes as sent: the image's, unless encoded
+    if not mime.startswith("image/"):
+        return _thumb_answer(404, "Not an image.")
+    cached = _read_cached(thumb_path(where, digest)) if mime != "image/svg+xml" else None
+    if cached is not None:
+        return _thumb_response(cached)
+    try:
+        got = read_payload(where, capture_id)
+    except QueryError:
+        return _thumb_answer(404, "Not archived.")
+    except (RetrievalError, ContentDecodingError) as exc:
+        raise _server_error(exc, capture_id) from exc
+    mime = _mime(got.content_type)
+    if mime == "image/svg+xml":
+        return _thumb_response(got.body, mime)
+    if not mime.startswith("image/"):
+        return _thumb_answer(404, "Not an image.")
+    path = thumb_path(where, got.sha256)
+    cached = _read_cached(path) if got.sha256 != digest else None  # content-encoded
+    if cached is not None:
+        return _thumb_response(cached)
+    try:
+        data = make_thumbnail(got.body)
+    except NotAnImage as exc:
+        log.info("capture %s has no thumbnail: %s", capture_id, exc)
+        return _thumb_answer(415, "This archived image cannot be shown as a thumbnail.")
+    if path is not None:
+        try:
+            _write_atomically(path, data)
+        except OSError as exc:
+            log.warning("thumbnail of capture %s not cached: %s", capture_id, exc)
+    return _thumb_response(data)
 
 
 # --------------------------------------------------------------------------- downloads

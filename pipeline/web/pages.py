@@ -373,6 +373,7 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
                 "url": url,
                 "capture_id": capture_id,
                 "src": f"/archived/web/{archive_timestamp(at)}/{url}",
+                "thumb": f"/archived/thumb/{capture_id}",
             }
             for url, at, capture_id in images
         ],  # fmt: skip
