@@ -200,13 +200,13 @@ def _words(tag: Tag) -> str:
     return " ".join(parts).lower()
 
 
-def _parse_srcset(srcset: str) -> list[tuple[str, str | None, float]]:
-    """Parse a srcset per the HTML algorithm: (url, 'w'|'x'|None, value) candidates.
+def srcset_candidates(srcset: str) -> list[tuple[str, str]]:
+    """The ``(url, descriptors)`` candidates of a srcset, per the HTML parsing algorithm.
 
     A URL runs to the next whitespace, so URLs containing commas survive when
     they are followed by a descriptor or whitespace (``a,b.jpg 2x``).
     """
-    candidates: list[tuple[str, str | None, float]] = []
+    candidates: list[tuple[str, str]] = []
     pos, n = 0, len(srcset)
     while pos < n:
         while pos < n and (srcset[pos].isspace() or srcset[pos] == ","):
@@ -232,10 +232,17 @@ def _parse_srcset(srcset: str) -> list[tuple[str, str | None, float]]:
                 elif char == "," and depth == 0:
                     break
                 pos += 1
-            descriptors = srcset[start:pos]
+            descriptors = " ".join(srcset[start:pos].split())
             pos += 1  # skip the comma
-        if not url:
-            continue
+        if url:
+            candidates.append((url, descriptors))
+    return candidates
+
+
+def _parse_srcset(srcset: str) -> list[tuple[str, str | None, float]]:
+    """A srcset's (url, 'w'|'x'|None, value) candidates."""
+    candidates: list[tuple[str, str | None, float]] = []
+    for url, descriptors in srcset_candidates(srcset):
         kind: str | None = None
         value = 1.0
         for token in descriptors.split():

@@ -22,6 +22,7 @@ from bs4.element import Stylesheet, Tag
 from bs4.formatter import HTMLFormatter
 
 from pipeline.extract import decode_html
+from pipeline.pagestructure import srcset_candidates
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -160,7 +161,7 @@ class _Rewriter:
     def srcset(self, value: str) -> str:
         """A srcset with every candidate's URL rewritten and its descriptors kept."""
         candidates = []
-        for url, descriptors in _srcset_candidates(value):
+        for url, descriptors in srcset_candidates(value):
             rewritten = self.url(url)
             if rewritten:
                 candidates.append(f"{rewritten} {descriptors}".strip())
@@ -185,34 +186,6 @@ class _Rewriter:
 
 def _css_quote(url: str) -> str:
     return "".join(_CSS_UNSAFE.get(c, c) for c in url)
-
-
-def _srcset_candidates(srcset: str) -> list[tuple[str, str]]:
-    """``(url, descriptors)`` of each srcset candidate, per the HTML parsing algorithm (a
-    URL runs to the next whitespace, so commas inside URLs survive)."""
-    found: list[tuple[str, str]] = []
-    pos, n = 0, len(srcset)
-    while pos < n:
-        while pos < n and (srcset[pos].isspace() or srcset[pos] == ","):
-            pos += 1
-        start = pos
-        while pos < n and not srcset[pos].isspace():
-            pos += 1
-        url = srcset[start:pos]
-        descriptors = ""
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            start, depth = pos, 0
-            while pos < n and not (srcset[pos] == "," and depth == 0):
-                depth += {"(": 1, ")": -1}.get(srcset[pos], 0)
-                depth = max(depth, 0)
-                pos += 1
-            descriptors = " ".join(srcset[start:pos].split())
-            pos += 1
-        if url:
-            found.append((url, descriptors))
-    return found
 
 
 def _attr(tag: Tag, name: str) -> str | None:
