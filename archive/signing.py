@@ -135,30 +135,25 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
-def _create_private_key(path: Path) -> ec.EllipticCurvePrivateKey | None:
-    """Create a key at ``path``; None if another process created one meanwhile.
+def create_secret_file(path: Path, data: bytes, mode: int = 0o600) -> bool:
+    """Create ``path`` holding ``data`` with ``mode`` from the start; False if it exists.
 
-    The PEM is written to a temporary name (O_EXCL, 0600) and hard-linked into place, so
-    ``path`` never names a partly written key.
+    The data is written to a temporary name (O_EXCL) and hard-linked into place, so
+    ``path`` never names a partly written file, and of processes racing to create it one
+    wins.
     """
-    key = ec.generate_private_key(CURVE)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    _write_new(tmp, pem, 0o600)
+    _write_new(tmp, data, mode)
     try:
         os.link(tmp, path)
     except FileExistsError:
-        return None
+        return False
     except OSError:  # no hard links on this file system: create in place instead
         try:
-            _write_new(path, pem, 0o600)
+            _write_new(path, data, mode)
         except FileExistsError:
-            return None
+            return False
     finally:
         tmp.unlink(missing_ok=True)
     dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -168,7 +163,18 @@ def _create_private_key(path: Path) -> ec.EllipticCurvePrivateKey | None:
         pass
     finally:
         os.close(dir_fd)
-    return key
+    return True
+
+
+def _create_private_key(path: Path) -> ec.EllipticCurvePrivateKey | None:
+    """Create a key at ``path``; None if another process created one meanwhile."""
+    key = ec.generate_private_key(CURVE)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return key if create_secret_file(path, pem) else None
 
 
 def _ensure_public_file(key: ec.EllipticCurvePrivateKey, private_path: Path) -> None:

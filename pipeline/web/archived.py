@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import time
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from archive import ContentDecodingError, decoded_payload
+from archive.signing import create_secret_file
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, User
 from pipeline.catalog.queries import QueryError, get_capture, payload_capture
@@ -103,16 +105,14 @@ def _where(request: Request) -> Paths:
 
 def _pass_secret(where: Paths) -> bytes:
     """The data home's secret for view passes (created on first use, mode 0600)."""
-    path = where.home / "keys" / "view-pass.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another request created it first
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
+    return _secret_at(where.home / "keys" / "view-pass.key")
+
+
+@lru_cache(maxsize=8)
+def _secret_at(path: Path) -> bytes:
+    # Read once per process: every resource of an archived page checks a pass.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    create_secret_file(path, secrets.token_hex(32).encode())  # unless it exists
     secret = path.read_text().strip()
     if len(secret) < 32:
         raise RuntimeError(f"{path} is not a view pass secret")
