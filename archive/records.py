@@ -1,4 +1,5 @@
-"""Building WARC/1.1 records (pure: bytes in, warcio ``ArcWarcRecord`` out, no I/O).
+"""Building WARC/1.1 records (pure: bytes or a caller's stream in, warcio ``ArcWarcRecord``
+out, no other I/O).
 
 :class:`RecordFactory` turns one HTTP exchange (or a metadata document, a resource, a
 warcinfo) into a warcio ``ArcWarcRecord`` whose WARC headers are complete and final:
@@ -12,6 +13,10 @@ serialised once, here, in the given order and case (repeated headers kept), and 
 body is stored as given (still content-encoded, e.g. gzip bytes).  The record's
 ``http_headers`` is a warcio ``StatusAndHeaders`` subclass that always hands warcio's
 writer these exact bytes (warcio would otherwise re-serialise and %-encode non-ASCII).
+
+A response's bytes may also come as a seekable stream (a spooled wire capture): the
+digests are computed reading it once in chunks, and the record's stream is that stream,
+so a large body is never held in memory.
 
 Header text is serialised as ISO-8859-1, so a ``str`` obtained by decoding raw header
 bytes as latin-1 round-trips to the very same bytes; a character beyond U+00FF makes
@@ -27,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from importlib import metadata as _metadata
+from typing import IO
 
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
@@ -43,6 +49,7 @@ __all__ = [
     "RecordFactory",
     "block_bytes",
     "format_warc_date",
+    "head_end",
     "normalise_record_id",
     "record_id",
     "rewind",
@@ -171,6 +178,30 @@ def _encode_http_head(first_line: str, headers: Iterable[tuple[str, str]]) -> by
     return b"".join(parts)
 
 
+_READ_CHUNK = 1024 * 1024
+#: The most bytes an HTTP head read from a stream may have.
+MAX_HEAD = 1024 * 1024
+
+
+def head_end(stream: IO[bytes], what: str = "response") -> int:
+    """Position just after the blank line ending the HTTP head that starts at the stream's
+    position; the stream is left there. Raises ValueError if there is none within
+    ``MAX_HEAD`` bytes."""
+    start = stream.tell()
+    data = b""
+    while len(data) < MAX_HEAD:
+        chunk = stream.read(64 * 1024)
+        if not chunk:
+            break
+        searched = max(len(data) - 3, 0)  # a CRLFCRLF may straddle two chunks
+        data += chunk
+        at = data.find(b"\r\n\r\n", searched)
+        if at >= 0:
+            stream.seek(start + at + 4)
+            return start + at + 4
+    raise ValueError(f"incomplete HTTP {what}: no end of headers in {len(data)} bytes")
+
+
 def _split_wire(raw: bytes, what: str) -> tuple[bytes, bytes, str, list[tuple[str, str]]]:
     """Split raw HTTP bytes into (head incl. blank line, body, first line, headers)."""
     end = raw.find(b"\r\n\r\n")
@@ -209,7 +240,7 @@ def rewind(record: ArcWarcRecord) -> None:
     """Seek the record's stream back to its first byte, so it can be read again.
 
     The position is remembered on the record the first time (for a factory-built record
-    it is 0); serialising a record, e.g. to write it, leaves its stream at the end.
+    it is where its body starts in its stream); serialising a record, e.g. to write it, leaves its stream at the end.
     """
     stream = record.raw_stream
     start = getattr(record, "_linkarchive_stream_start", None)
@@ -247,12 +278,13 @@ def record_id(record: object) -> str:
 
 
 class RecordFactory:
-    """Builds WARC/1.1 records with SHA-256 digests; no I/O.
+    """Builds WARC/1.1 records with SHA-256 digests; no I/O but reading a given stream.
 
     ``clock`` returns the current time (aware, or naive meaning UTC) and ``new_id`` a
     fresh record id (``<urn:uuid:…>``, ``urn:uuid:…`` or a bare UUID); inject both to
-    get reproducible records.  Every record's stream starts at its first byte, so
-    :class:`archive.writer.RotatingWarcWriter` can (re)serialise it.
+    get reproducible records.  Every record's stream is positioned at its body's first
+    byte (remembered for :func:`rewind`), so :class:`archive.writer.RotatingWarcWriter`
+    can (re)serialise it.
     """
 
     def __init__(
@@ -334,7 +366,7 @@ class RecordFactory:
     def response_from_wire(
         self,
         url: str,
-        raw: bytes,
+        raw: bytes | IO[bytes],
         *,
         ip: str | None = None,
         concurrent_to: str | None = None,
@@ -346,8 +378,20 @@ class RecordFactory:
         Status line, header names and order, repeated headers and chunk framing are kept.
         WARC-Payload-Digest covers the message body as stored (after the blank line that
         ends the head), as warcio, pywb and Heritrix compute it; see docs/WARC.md.
+
+        ``raw`` may be a seekable stream: the block is then what runs from its position to
+        its end, read once for the digests and left as the record's stream (positioned at
+        the body), so the caller keeps it open until the record is written.
         """
-        head, body, first_line, headers = _split_wire(raw, "response")
+        body: bytes | tuple[IO[bytes], int]
+        if isinstance(raw, bytes | bytearray | memoryview):
+            head, body, first_line, headers = _split_wire(bytes(raw), "response")
+        else:
+            start = raw.tell()
+            end = head_end(raw, "response")
+            raw.seek(start)
+            head, _, first_line, headers = _split_wire(raw.read(end - start), "response")
+            body = (raw, end)
         version, _, rest = first_line.partition(" ")
         status, _, reason = rest.partition(" ")
         if not status.isdigit():
@@ -408,7 +452,7 @@ class RecordFactory:
             ("WARC-Block-Digest", Sha256Stream(head).labelled()),
             ("WARC-Payload-Digest", _check_text("payload digest", payload_digest)),
         ]
-        return self._finish("revisit", warc, io.BytesIO(b""), http, HTTP_RESPONSE_TYPE, extra, b"")
+        return self._finish("revisit", warc, io.BytesIO(b""), http, HTTP_RESPONSE_TYPE, extra, 0)
 
     def metadata(
         self,
@@ -477,7 +521,9 @@ class RecordFactory:
             ("Content-Length", str(len(block))),
             ("WARC-Block-Digest", Sha256Stream(block).labelled()),
         ]
-        return self._make("warcinfo", headers, io.BytesIO(block), None, WARC_FIELDS_TYPE, block)
+        return self._make(
+            "warcinfo", headers, io.BytesIO(block), None, WARC_FIELDS_TYPE, len(block)
+        )
 
     # -- internals --------------------------------------------------------------------
 
@@ -500,7 +546,7 @@ class RecordFactory:
         url: str,
         content_type: str,
         http: ExactHttpHeaders,
-        body: bytes,
+        body: bytes | tuple[IO[bytes], int],
         ip: str | None,
         concurrent_to: str | None,
         date: datetime | None,
@@ -512,15 +558,28 @@ class RecordFactory:
         if concurrent_to:
             headers.append(("WARC-Concurrent-To", normalise_record_id(concurrent_to)))
         head = http.headers_buff
-        payload = Sha256Stream(body)
-        block = Sha256Stream(head).update(body)
+        if isinstance(body, bytes):
+            stream: IO[bytes] = io.BytesIO(body)
+            start = 0
+            payload = Sha256Stream(body)
+            block = Sha256Stream(head).update(body)
+        else:  # (stream, position of the body): read once, in chunks, then rewound
+            stream, start = body
+            stream.seek(start)
+            payload, block = Sha256Stream(), Sha256Stream(head)
+            while chunk := stream.read(_READ_CHUNK):
+                payload.update(chunk)
+                block.update(chunk)
+            stream.seek(start)
         headers += [
             ("Content-Type", content_type),
-            ("Content-Length", str(len(head) + len(body))),
+            ("Content-Length", str(len(head) + payload.length)),
             ("WARC-Block-Digest", block.labelled()),
             ("WARC-Payload-Digest", payload.labelled()),
         ]
-        return self._finish(rec_type, headers, io.BytesIO(body), http, content_type, extra, body)
+        return self._finish(
+            rec_type, headers, stream, http, content_type, extra, payload.length, start
+        )
 
     def _plain_record(
         self,
@@ -544,17 +603,20 @@ class RecordFactory:
             # no HTTP envelope: the payload is the block
             ("WARC-Payload-Digest", digest),
         ]
-        return self._finish(rec_type, headers, io.BytesIO(block), None, content_type, extra, block)
+        return self._finish(
+            rec_type, headers, io.BytesIO(block), None, content_type, extra, len(block)
+        )
 
     def _finish(
         self,
         rec_type: str,
         headers: list[tuple[str, str]],
-        stream: io.BytesIO,
+        stream: IO[bytes],
         http: ExactHttpHeaders | None,
         content_type: str,
         extra: dict[str, str] | None,
-        payload: bytes,
+        payload_length: int,
+        stream_start: int = 0,
     ) -> ArcWarcRecord:
         for name, value in (extra or {}).items():
             _check_token("WARC header name", name)
@@ -567,16 +629,19 @@ class RecordFactory:
                     break
             else:
                 headers.append((name, value))
-        return self._make(rec_type, headers, stream, http, content_type, payload)
+        return self._make(
+            rec_type, headers, stream, http, content_type, payload_length, stream_start
+        )
 
     @staticmethod
     def _make(
         rec_type: str,
         headers: list[tuple[str, str]],
-        stream: io.BytesIO,
+        stream: IO[bytes],
         http: ExactHttpHeaders | None,
         content_type: str,
-        payload: bytes,
+        payload_length: int,
+        stream_start: int = 0,
     ) -> ArcWarcRecord:
         rec_headers = StatusAndHeaders("", headers, protocol=WARC_VERSION)
         head_len = len(http.headers_buff) if http is not None else 0
@@ -587,8 +652,8 @@ class RecordFactory:
             stream,
             http,
             content_type,
-            head_len + len(payload),
-            payload_length=len(payload),
+            head_len + payload_length,
+            payload_length=payload_length,
         )
-        record._linkarchive_stream_start = 0  # type: ignore[attr-defined]
+        record._linkarchive_stream_start = stream_start  # type: ignore[attr-defined]
         return record
