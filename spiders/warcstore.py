@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from scrapy import Request, signals
@@ -18,12 +18,13 @@ from scrapy.statscollectors import StatsCollector
 from warcio.recordloader import ArcWarcRecord
 
 from archive import RecordFactory, RotatingWarcWriter, record_id
+from archive.records import head_end
 from archive.timestamp import TimestampError, stamp_file
 from pipeline.catalog.dedup import Original
 from pipeline.config import paths
 from pipeline.crawlcontext import RUN_FIELD
 from spiders.dedup import DedupIndex
-from spiders.wire import WIRE_META_KEY, WireExchange
+from spiders.wire import BODY_PREFIX_FLAG, TRUNCATED_FLAG, WIRE_META_KEY, WireExchange
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +41,21 @@ def _reason(status: int) -> str:
         return ""
 
 
-def _final_response(raw: bytes) -> bytes:
-    """The final response of a wire exchange: interim 1xx responses (Twisted skips
-    them: 100 Continue, 103 Early Hints) are not part of the response record."""
-    while raw[:9] in (b"HTTP/1.1 ", b"HTTP/1.0 ") and raw[9:10] == b"1":
-        end = raw.find(b"\r\n\r\n")
-        if end < 0:
-            break
-        raw = raw[end + 4 :]
-    return raw
+def _final_response(stream: IO[bytes]) -> IO[bytes]:
+    """``stream`` positioned at the final response of a wire exchange: interim 1xx
+    responses (Twisted skips them: 100 Continue, 103 Early Hints) are not part of the
+    response record."""
+    start = stream.tell()
+    while True:
+        first = stream.read(10)
+        stream.seek(start)
+        if first[:9] not in (b"HTTP/1.1 ", b"HTTP/1.0 ") or first[9:10] != b"1":
+            return stream
+        try:
+            start = head_end(stream)
+        except ValueError:
+            stream.seek(start)
+            return stream
 
 
 def _header_list(headers: Any) -> list[tuple[str, str]]:
@@ -132,31 +139,44 @@ class WarcStore:
         """Archive one request and its response; returns the response's WARC-Record-ID.
 
         The bytes as they went over the wire when the download handler teed them
-        (:mod:`spiders.wire`); otherwise a reconstruction from Scrapy's objects, marked so.
+        (:mod:`spiders.wire`), streamed from its spool, which is freed afterwards; otherwise
+        a reconstruction from Scrapy's objects, marked so. A response cut at the archive
+        limit is marked ``WARC-Truncated: length``, one cut short by the server
+        ``WARC-Truncated: disconnect``.
         """
-        wire = request.meta.get(WIRE_META_KEY)
-        records = self._from_wire(request, response, wire) if wire else None
-        if records is None:
-            records = self._reconstructed(request, response)
-        response_record, payload_size, build_request = records
-        response_record = self._deduplicated(response, response_record, payload_size)
-        request_record = build_request(record_id(response_record))
-        self.writer.write_many([response_record, request_record])
+        wire: WireExchange | None = request.meta.pop(WIRE_META_KEY, None)
+        try:
+            records = self._from_wire(request, response, wire) if wire else None
+            if records is None:
+                records = self._reconstructed(request, response)
+            response_record, payload_size, build_request = records
+            response_record = self._deduplicated(response, response_record, payload_size)
+            request_record = build_request(record_id(response_record))
+            self.writer.write_many([response_record, request_record])
+        finally:
+            if wire is not None:
+                wire.close()
+        if wire is not None and wire.truncated and self.stats is not None:
+            self.stats.inc_value("linkarchive/truncated_length")
         return record_id(response_record)
 
     def _from_wire(
         self, request: Request, response: Response, wire: WireExchange
     ) -> tuple[ArcWarcRecord, int, Callable[[str], ArcWarcRecord]] | None:
-        raw = _final_response(wire.response_bytes)
         ip = wire.peer_ip or (str(response.ip_address) if response.ip_address else None)
-        extra = None if wire.complete else {"WARC-Truncated": "disconnect"}
+        extra = None
+        if wire.truncated:
+            extra = {"WARC-Truncated": "length"}
+        elif not wire.complete:
+            extra = {"WARC-Truncated": "disconnect"}
         if b"\r\n\r\n" not in wire.request_bytes:
             return None  # not a whole HTTP request: fall back to a marked reconstruction
         try:
+            raw = _final_response(wire.response_stream())
             record = self.factory.response_from_wire(response.url, raw, ip=ip, extra=extra)
         except ValueError:
             return None
-        payload_size = len(raw) - len(record.http_headers.headers_buff)
+        payload_size = record.payload_length
 
         def build_request(concurrent_to: str) -> ArcWarcRecord:
             return self.factory.request_from_wire(
@@ -169,6 +189,9 @@ class WarcStore:
         self, request: Request, response: Response
     ) -> tuple[ArcWarcRecord, int, Callable[[str], ArcWarcRecord]]:
         ip = str(response.ip_address) if response.ip_address else None
+        extra = CAPTURE_METHOD
+        if TRUNCATED_FLAG in response.flags or BODY_PREFIX_FLAG in response.flags:
+            extra = {**CAPTURE_METHOD, "WARC-Truncated": "length"}
         record = self.factory.response(
             response.url,
             response.status,
@@ -177,7 +200,7 @@ class WarcStore:
             _header_list(response.headers),
             response.body,
             ip=ip,
-            extra=CAPTURE_METHOD,
+            extra=extra,
         )
         parts = urlsplit(request.url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
