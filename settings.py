@@ -46,7 +46,23 @@ AUTOTHROTTLE_START_DELAY = _env_float("AUTOTHROTTLE_START_DELAY", 1.0)
 AUTOTHROTTLE_MAX_DELAY = _env_float("AUTOTHROTTLE_MAX_DELAY", 30.0)
 AUTOTHROTTLE_TARGET_CONCURRENCY = _env_float("AUTOTHROTTLE_TARGET_CONCURRENCY", 2.0)
 DOWNLOAD_TIMEOUT = _env_int("DOWNLOAD_TIMEOUT", 60)
-DOWNLOAD_MAXSIZE = _env_int("DOWNLOAD_MAXSIZE", 512 * 1024 * 1024)
+# The most bytes of one response archived (its wire bytes: head, chunk framing, body still
+# encoded). A longer response, or one that never ends, is cut there: the prefix is archived
+# wire-exact with `WARC-Truncated: length` and the page still gets its outcome. Read from
+# LINKARCHIVE_ARCHIVE_MAXSIZE, or the older LINKARCHIVE_DOWNLOAD_MAXSIZE.
+LINKARCHIVE_ARCHIVE_MAXSIZE = _env_int("ARCHIVE_MAXSIZE", _env_int("DOWNLOAD_MAXSIZE", 512 << 20))
+# The most bytes of one response kept in memory for parsing and extraction (positive): of the
+# body as received (Scrapy's buffer) and again of the body decoded (gzip, deflate, br, zstd).
+# 4 MiB holds nearly every real HTML page whole (few exceed 1 MiB) and the head and first
+# screens of any page, where title, dates and most requisites are. Parse trees (lxml, bs4) grow
+# to 40-60 times dense input, so 4 MiB keeps the worst page's parsing near 250 MB.
+LINKARCHIVE_PARSE_MAXSIZE = _env_int("PARSE_MAXSIZE", 4 << 20)
+# The same for PDFs: a cut PDF has no cross-reference table, so pypdf reads nothing from it, and
+# pypdf's memory grows with the file, not many times over; reports up to 16 MiB keep their
+# metadata (larger ones are archived whole, without it).
+LINKARCHIVE_PDF_PARSE_MAXSIZE = _env_int("PDF_PARSE_MAXSIZE", 16 << 20)
+# Scrapy's own limit cancels a download and archives nothing: off, the archive limit cuts.
+DOWNLOAD_MAXSIZE = 0
 DOWNLOAD_WARNSIZE = 64 * 1024 * 1024
 RETRY_ENABLED = True
 RETRY_TIMES = _env_int("RETRY_TIMES", 3)
@@ -73,7 +89,11 @@ DOWNLOADER_MIDDLEWARES = {
     # Same place as Scrapy's CookiesMiddleware, without its download of the suffix list.
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "spiders.middlewares.OfflineCookiesMiddleware": 700,
-    # Above HttpCompressionMiddleware (590) and RedirectMiddleware (600): sees every
+    # Scrapy's decompression, bounded: at most LINKARCHIVE_PARSE_MAXSIZE decoded bytes, for
+    # the responses the spider parses only (HTML, XHTML, CSS, PDF).
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+    "spiders.compression.BoundedDecompressionMiddleware": 590,
+    # Above the decompression (590) and RedirectMiddleware (600): sees every
     # response, redirects and errors included, with the wire bytes of each attempt.
     "spiders.middlewares.WarcCaptureMiddleware": 950,
 }

@@ -43,6 +43,11 @@ HTML_TYPES = {"text/html", "application/xhtml+xml", "application/vnd.wap.xhtml+x
 PDF_TYPES = {"application/pdf", "application/x-pdf"}
 _SNIFF_TYPES = {"", "application/octet-stream", "binary/octet-stream", "application/unknown"}
 PDF_TEXT_PAGES = 5
+#: Extraction reads at most this many bytes of a body (the crawl's LINKARCHIVE_PARSE_MAXSIZE
+#: default): whatever a server sends, parsing stays bounded ...
+MAX_INPUT_BYTES = 4 * 1024 * 1024
+#: ... and this many of a PDF (LINKARCHIVE_PDF_PARSE_MAXSIZE): a cut PDF is unreadable.
+MAX_PDF_BYTES = 16 * 1024 * 1024
 _LANGID_SAMPLE = 4000
 # Above this many elements trafilatura skips its backup extractors ...
 FAST_TEXT_ELEMENTS = 3000
@@ -788,13 +793,24 @@ def _extract_pdf(body: bytes) -> PageMetadata:
 # --------------------------------------------------------------------------- entry point
 
 
-def extract_metadata(body: bytes, url: str, content_type: str | None = None) -> PageMetadata:
+def extract_metadata(
+    body: bytes,
+    url: str,
+    content_type: str | None = None,
+    *,
+    max_bytes: int = MAX_INPUT_BYTES,
+    max_pdf_bytes: int = MAX_PDF_BYTES,
+) -> PageMetadata:
     """Metadata of one response body: HTML, PDF, or an empty PageMetadata for other types.
 
-    ``content_type`` is the HTTP header value; without it the body is sniffed. Never raises
+    ``content_type`` is the HTTP header value; without it the body is sniffed. Only the
+    first ``max_bytes`` bytes are read (``max_pdf_bytes`` of a PDF; 0: all). Never raises
     on messy input and never touches the network.
     """
     kind = _content_kind(body or b"", content_type)
+    limit = max_pdf_bytes if kind == "pdf" else max_bytes
+    if limit and body and len(body) > limit:
+        body = body[:limit]
     if kind == "pdf":
         return _extract_pdf(body)
     if kind == "html":
