@@ -306,11 +306,15 @@ def _only_separators_at(path: Path, start: int, stop: int) -> bool:
 # ----------------------------------------------------------------------------- payloads
 
 
-def _gunzip(data: bytes) -> bytes:
-    out = []
+def _gunzip(data: bytes, limit: int = 0) -> bytes:
+    out: list[bytes] = []
+    size = 0
     while data:
         d = zlib.decompressobj(zlib.MAX_WBITS + 16)
-        out.append(d.decompress(data))
+        out.append(d.decompress(data, limit - size if limit else 0))
+        size += len(out[-1])
+        if limit and (size >= limit or not d.eof):
+            break  # a prefix was asked for: what follows, or a cut stream's end, is not needed
         if not d.eof:
             raise ContentDecodingError("gzip stream is truncated")
         data = d.unused_data
@@ -319,19 +323,19 @@ def _gunzip(data: bytes) -> bytes:
     return b"".join(out)
 
 
-def _inflate(data: bytes) -> bytes:
+def _inflate(data: bytes, limit: int = 0) -> bytes:
     for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):  # zlib-wrapped, then raw deflate
         d = zlib.decompressobj(wbits)
         try:
-            out = d.decompress(data)
+            out = d.decompress(data, limit)
         except zlib.error:
             continue
-        if d.eof:
+        if d.eof or (limit and len(out) >= limit):
             return out
     raise ContentDecodingError("invalid deflate data")
 
 
-def _brotli(data: bytes) -> bytes:
+def _brotli(data: bytes, limit: int = 0) -> bytes:
     try:
         import brotli  # type: ignore[import-not-found]
     except ImportError:
@@ -339,7 +343,7 @@ def _brotli(data: bytes) -> bytes:
     return brotli.decompress(data)
 
 
-def _zstd(data: bytes) -> bytes:
+def _zstd(data: bytes, limit: int = 0) -> bytes:
     try:
         from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
     except ImportError:
@@ -350,13 +354,15 @@ def _zstd(data: bytes) -> bytes:
     return zstd.decompress(data)
 
 
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
+# Each takes the data and an output limit (0: none; gzip and deflate stop at it, brotli and
+# zstd decode whole and are cut after).
+_DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
     "gzip": _gunzip,
     "x-gzip": _gunzip,
     "deflate": _inflate,
     "br": _brotli,
     "zstd": _zstd,
-    "identity": lambda data: data,
+    "identity": lambda data, _limit: data,
 }
 
 
@@ -381,8 +387,11 @@ def _tokens(values: list[str]) -> list[str]:
     return [t.strip().lower() for v in values for t in v.split(",") if t.strip()]
 
 
-def decoded_payload(rec: StoredRecord) -> bytes:
+def decoded_payload(rec: StoredRecord, limit: int = 0) -> bytes:
     """The entity body with its Content-Encoding(s) removed: the file a browser would save.
+
+    With ``limit``, at most its first ``limit`` bytes (for parsing: a gzip bomb is never
+    decoded whole, and a truncated stream gives what precedes the cut).
 
     Handles gzip/x-gzip, deflate, br (if brotli is installed), zstd (if available) and
     stacked encodings (``Content-Encoding: gzip, br`` is undone right to left).  A
@@ -401,7 +410,7 @@ def decoded_payload(rec: StoredRecord) -> bytes:
         if decoder is None:
             raise ContentDecodingError(f"unsupported Content-Encoding: {encoding}")
         try:
-            data = decoder(data)
+            data = decoder(data, limit)[: limit or None]
         except ContentDecodingError:
             raise
         except Exception as exc:  # zlib.error, brotli.error, zstd errors ...

@@ -2,8 +2,12 @@
 
 The WARC files are the source of truth. A crawl writes response records and, for every
 archived response, a ``metadata`` record (JSON, ``WARC-Refers-To`` the response) holding
-the crawl context and what was extracted. Indexing reads both back: a capture row is
-therefore only ever written for a record that is already on disk in a closed file.
+the crawl context. Indexing reads both back: a capture row is therefore only ever written
+for a record that is already on disk in a closed file. Page metadata (title, dates,
+author, text) is extracted here, from the archived page, not in the crawl process: the
+crawl's process fetches and writes while the flow's process extracts and indexes, so a
+crawl of one host keeps two cores busy, and a rebuild extracts exactly as a crawl does.
+(Metadata records written before this carried the extraction; it is used as it is.)
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from sqlalchemy.orm import Session
 from warcio.exceptions import ArchiveLoadFailed
 
 from archive import (
+    ContentDecodingError,
     RecordLocation,
     StoredRecord,
     TruncatedWarcError,
     decoded_payload,
     iter_records,
+    read_record,
     sha256_hex,
     warc_fields,
     write_cdxj,
@@ -37,11 +43,12 @@ from pipeline.catalog.models import (
     Link,
     Media,
     PageMetadataRow,
+    Source,
     WarcFile,
 )
 from pipeline.crawlcontext import METADATA_FORMAT, RUN_FIELD, SEED_FORMAT
 from pipeline.custody import record_captures
-from pipeline.extract import extract_metadata
+from pipeline.extract import MAX_INPUT_BYTES, MAX_PDF_BYTES, PDF_TYPES, extract_metadata
 from pipeline.seedarchive import entries_from_context
 
 
@@ -185,14 +192,15 @@ def _index_file(
     touched: set[int] = set()  # links whose latest capture may have changed
     for record_id, when, context in contexts:
         if context["format"] == SEED_FORMAT:
-            import_entries(
-                session,
-                context["location"],
-                entries_from_context(context),
-                link_ids=context.get("link_ids"),
-                sha256=context.get("sha256"),
-            )
-        elif _apply_context(session, record_id, when, context):
+            if not _seed_merged(session, context):
+                import_entries(
+                    session,
+                    context["location"],
+                    entries_from_context(context),
+                    link_ids=context.get("link_ids"),
+                    sha256=context.get("sha256"),
+                )
+        elif _apply_context(session, record_id, when, context, path.parent):
             result.outcomes += 1
             touched.add(context["link_id"])
     refresh_documents(session, touched)
@@ -207,6 +215,15 @@ def _index_file(
         )
     )
     session.flush()
+
+
+def _seed_merged(session: Session, context: dict) -> bool:
+    """Whether this seed import is in the catalog already (the import that archived it
+    merged it): re-merging thousands of entries would change nothing, slowly."""
+    digest = context.get("sha256")
+    return bool(digest) and session.scalar(
+        select(Source.id).where(Source.location == context["location"], Source.sha256 == digest)
+    ) is not None
 
 
 def _capture(
@@ -250,16 +267,39 @@ def _describe_foreign(session: Session, capture: Capture, record: StoredRecord) 
     link = session.scalar(select(Link).where(Link.url == capture.url).limit(1))
     if link is not None:
         capture.link_id, capture.role = link.id, "page"
+    if capture.http_status != 200:
+        return
+    meta = _extracted(capture, record)
+    if meta is not None:
+        session.flush()
+        session.add(_metadata_row(capture.id, meta))
+
+
+def _extracted(capture: Capture, record: StoredRecord) -> dict | None:
+    """The page metadata of an HTML or PDF capture's record (a bounded prefix is decoded
+    and read, whatever its size); None for other types or an undecodable body."""
     content_type = (capture.content_type or "").lower()
-    if capture.http_status != 200 or not any(t in content_type for t in ("html", "pdf")):
-        return
+    if not any(t in content_type for t in ("html", "pdf")):
+        return None
+    pdf = content_type.split(";", 1)[0].strip() in PDF_TYPES
     try:
-        body = decoded_payload(record)
-    except ValueError:
-        return
-    meta = extract_metadata(body, capture.url, capture.content_type).to_dict()
-    session.flush()
-    session.add(_metadata_row(capture.id, meta))
+        body = decoded_payload(record, limit=MAX_PDF_BYTES if pdf else MAX_INPUT_BYTES)
+    except (ValueError, ContentDecodingError):
+        return None
+    return extract_metadata(body, capture.url, capture.content_type).to_dict()
+
+
+def _extract_page(capture: Capture, directory: Path) -> dict | None:
+    """Extract a crawled page's metadata from its archived response (2xx only)."""
+    if capture.http_status is None or not 200 <= capture.http_status < 300:
+        return None
+    where = Path(capture.warc_file)
+    try:
+        record = read_record(where if where.is_absolute() else directory / where,
+                             capture.warc_offset)  # fmt: skip
+    except (OSError, TruncatedWarcError):
+        return None
+    return _extracted(capture, record)
 
 
 def _metadata_row(capture_id: int, extracted: dict) -> PageMetadataRow:
@@ -284,7 +324,9 @@ def _media_kind(content_type: str | None) -> str | None:
     return major if major in ("image", "video", "audio") else None
 
 
-def _apply_context(session: Session, record_id: str, when: datetime, context: dict) -> bool:
+def _apply_context(
+    session: Session, record_id: str, when: datetime, context: dict, directory: Path
+) -> bool:
     """Attach a metadata record's context to its captures; True if it set a link outcome."""
     link = session.get(Link, context.get("link_id") or 0)
     if link is None:
@@ -342,9 +384,10 @@ def _apply_context(session: Session, record_id: str, when: datetime, context: di
             checked_at=when,
         )
     )
-    extracted = context.get("metadata")
-    if final is not None and extracted and session.get(PageMetadataRow, final.id) is None:
-        session.add(_metadata_row(final.id, extracted))
+    if final is not None and session.get(PageMetadataRow, final.id) is None:
+        extracted = context.get("metadata") or _extract_page(final, directory)
+        if extracted:
+            session.add(_metadata_row(final.id, extracted))
     if link.updated_at is None or when >= link.updated_at:
         # A page a check found changed stays "changed" when its new version is archived:
         # it still differs from what was first preserved.

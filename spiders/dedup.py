@@ -2,33 +2,106 @@
 
 from __future__ import annotations
 
-from pipeline.catalog import session_scope
+from collections import OrderedDict
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pipeline.catalog.db import engine_for
 from pipeline.catalog.dedup import Original, find_original
+from pipeline.catalog.models import Capture
+
+
+class DigestFilter:
+    """A Bloom filter of SHA-256 hex digests: "surely not archived" answered in memory.
+
+    The digests are uniformly random already, so four 32-bit slices of each are its four
+    positions. At 16 bits a digest, about 1 in 400 absent digests is reported present
+    (the catalog is then asked, and answers no).
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.size = max(1 << 23, 16 * expected)  # bits; 1 MiB at least
+        self.bits = bytearray(self.size // 8 + 1)
+
+    def _positions(self, digest: str) -> list[int]:
+        raw = bytes.fromhex(digest[:32])
+        return [int.from_bytes(raw[i : i + 4], "big") % self.size for i in range(0, 16, 4)]
+
+    def add(self, digest: str) -> None:
+        for pos in self._positions(digest):
+            self.bits[pos >> 3] |= 1 << (pos & 7)
+
+    def __contains__(self, digest: str) -> bool:
+        return all(self.bits[pos >> 3] & (1 << (pos & 7)) for pos in self._positions(digest))
 
 
 class DedupIndex:
-    """Payload digests already archived: this crawl's own first, then the catalog's.
+    """Payload digests already archived: this crawl's recent ones first, then the catalog's.
 
-    A payload found here is written as a ``revisit`` record instead of a second copy.
+    A payload found here is written as a ``revisit`` record instead of a second copy. The
+    crawl's own digests are remembered up to ``memory`` entries (least recently used
+    forgotten first), so a long crawl's memory stays flat; the catalog, which the flow
+    fills while the crawl runs, answers for older ones. The catalog is asked only when a
+    :class:`DigestFilter` of its digests (read once, when the first lookup is made) and of
+    this crawl's says the payload may be there: most payloads of a crawl are new, and a
+    query for each would cost a tenth of the crawl's CPU. A payload another process
+    archived after this one started is then stored again, not made a revisit: a little
+    space, never a wrong reference.
     """
 
-    def __init__(self, database_url: str | None, min_size: int = 0) -> None:
+    def __init__(self, database_url: str | None, min_size: int = 0, memory: int = 50_000) -> None:
         self.database_url = database_url
         self.min_size = min_size
-        self._seen: dict[str, Original] = {}
+        self.memory = memory
+        self._seen: OrderedDict[str, Original] = OrderedDict()
+        self._session: Session | None = None
+        self._filter: DigestFilter | None = None
 
     def lookup(self, payload_sha256: str, size: int) -> Original | None:
         """The record holding this payload, or None (also for payloads under min_size)."""
         if size < self.min_size:
             return None
         found = self._seen.get(payload_sha256)
-        if found is None and self.database_url:
-            with session_scope(self.database_url) as session:
-                found = find_original(session, payload_sha256)
+        if found is not None:
+            self._seen.move_to_end(payload_sha256)
+            return found
+        if self.database_url:
+            if self._session is None:
+                self._session = Session(engine_for(self.database_url))
+                self._filter = self._catalog_digests(self._session)
+            if self._filter is not None and payload_sha256 not in self._filter:
+                return None
+            try:
+                found = find_original(self._session, payload_sha256)
+            finally:
+                self._session.rollback()  # end the read: never hold a snapshot open
             if found is not None:
-                self._seen[payload_sha256] = found
+                self.remember(payload_sha256, found)
         return found
+
+    @staticmethod
+    def _catalog_digests(session: Session) -> DigestFilter:
+        count = session.scalar(select(func.count(Capture.id))) or 0
+        digests = DigestFilter(count + 100_000)
+        query = select(Capture.payload_sha256).where(Capture.record_type == "response")
+        for digest in session.scalars(query.execution_options(yield_per=10_000)):
+            if digest:
+                digests.add(digest)
+        session.rollback()
+        return digests
 
     def remember(self, payload_sha256: str, original: Original) -> None:
         """Note a payload this crawl has just archived in full."""
-        self._seen.setdefault(payload_sha256, original)
+        if self._filter is not None:
+            self._filter.add(payload_sha256)
+        if payload_sha256 not in self._seen:
+            self._seen[payload_sha256] = original
+            if len(self._seen) > self.memory:
+                self._seen.popitem(last=False)
+
+    def close(self) -> None:
+        """Release the catalog session."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None

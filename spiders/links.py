@@ -7,8 +7,11 @@ galleries the gallery's own pagination and every full-size image. Nothing else.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,14 +21,12 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError
 from twisted.python.failure import Failure
 
-from pipeline.extract import extract_metadata
 from pipeline.pagestructure import find_css_requisites, find_media, find_requisites, parse_gallery
 
 # Page requests hand every final status to the callback (a 404 is an outcome to record),
 # except redirects, which RedirectMiddleware must still follow.
 FINAL_STATUSES = [s for s in range(100, 600) if s not in (301, 302, 303, 307, 308)]
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-EXTRACTABLE_TYPES = (*HTML_TYPES, "application/pdf")
 
 
 @dataclass
@@ -69,12 +70,36 @@ class LinkSpider(scrapy.Spider):
     def __init__(self, job: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.job = job
-        self._assets: dict[str, _Asset] = {}
+        self.links_total = job.get("links_total", len(job.get("links", ())))
+        # Recently used assets, oldest first; bounded by LINKARCHIVE_ASSET_MEMORY.
+        self._assets: OrderedDict[str, _Asset] = OrderedDict()
         self._gallery_pages: dict[int, set[str]] = {}
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        for link in self.job["links"]:
+        for link in self._links():
             yield self._page_request(link, link["url"], "page")
+
+    def _links(self) -> Iterator[dict[str, Any]]:
+        """The job's links, from its JSON Lines file as the crawl asks for them."""
+        if "links_file" not in self.job:
+            yield from self.job["links"]
+            return
+        with Path(self.job["links_file"]).open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+
+    def _forget_old_assets(self) -> None:
+        """Keep at most LINKARCHIVE_ASSET_MEMORY assets; those still in flight stay."""
+        limit = self.settings.getint("LINKARCHIVE_ASSET_MEMORY", 20_000)
+        for _ in range(len(self._assets)):
+            if len(self._assets) <= limit:
+                return
+            url, asset = next(iter(self._assets.items()))
+            if asset.done is None or asset.waiting:
+                self._assets.move_to_end(url)
+            else:
+                del self._assets[url]
 
     # --- requests -----------------------------------------------------------------------
     def _page_request(self, link: dict[str, Any], url: str, role: str) -> scrapy.Request:
@@ -97,8 +122,11 @@ class LinkSpider(scrapy.Spider):
         """Attach ``link`` to each asset, fetching an asset only the first time it is seen."""
         for url in urls:
             asset = self._assets.get(url)
+            if asset is not None:
+                self._assets.move_to_end(url)
             if asset is None:
                 asset = self._assets[url] = _Asset(role=role, waiting=[link])
+                self._forget_old_assets()
                 asset.attached.add(link["link_id"])
                 yield scrapy.Request(
                     url,
@@ -131,12 +159,8 @@ class LinkSpider(scrapy.Spider):
             "chain": response.meta.get("la_records", []),
         }
         ok = 200 <= response.status < 300
-        if role == "page":
+        if role == "page":  # its metadata is extracted when indexed (pipeline.indexer)
             item["outcome"] = _outcome(link, response)
-            if ok and content_type in EXTRACTABLE_TYPES:
-                item["metadata"] = extract_metadata(
-                    response.body, response.url, response.headers.get("Content-Type", b"").decode()
-                ).to_dict()
         yield item
         if self.job.get("mode") == "check":  # a check archives the page alone
             return

@@ -1,15 +1,18 @@
-"""Run one crawl job in this process: ``python -m spiders.run JOB.json``.
+"""Run one crawl unit in this process: ``python -m spiders.run JOB.json``.
 
-A job file lists the links of one batch. The flow starts one such process per batch
-(a Twisted reactor cannot be restarted, and a crash or hang must only cost one batch).
-The result is written next to the job as ``<job>.result.json``; the exit status is 0
-only if Scrapy finished normally, as its stats say.
+A job file describes one crawl unit: a set of whole hosts whose links this process
+crawls from start to end (the flow starts one such process per unit; a Twisted reactor
+cannot be restarted, and a crash or hang must only cost one unit). The links are either
+inline (``links``) or, for long units, in a JSON Lines file (``links_file``) read as the
+crawl goes. The result is written next to the job as ``<job>.result.json``; the exit
+status is 0 only if Scrapy finished normally, as its stats say.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +48,14 @@ def crawl_settings(job: dict[str, Any]) -> Settings:
         settings.set("LINKARCHIVE_WARC_DIR", job["warc_dir"], priority="cmdline")
     if job.get("log_file"):
         settings.set("LOG_FILE", job["log_file"], priority="cmdline")
+    if job.get("progress_file"):
+        settings.set("LINKARCHIVE_PROGRESS_FILE", job["progress_file"], priority="cmdline")
     return settings
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run(job_path: Path) -> dict[str, Any]:
@@ -60,8 +70,9 @@ def run(job_path: Path) -> dict[str, Any]:
     result = {
         "job": str(job_path),
         "pid": os.getpid(),
-        "links": len(job["links"]),
+        "links": crawler.spider.links_total if crawler.spider else 0,
         "stats": {k: stats.get(k) for k in STAT_KEYS},
+        "peak_rss_bytes": peak_rss_bytes(),
         "warc_files": [str(p) for p in store.writer.closed_files] if store else [],
     }
     tmp = result_path(job_path).with_suffix(".tmp")

@@ -96,7 +96,7 @@ def app(
             encoding="utf-8",
         )
         # Only the new link (the only one in Iceland) is crawled; the site is gone afterwards.
-        result = crawl_flow(source=str(seeds), country="Iceland", home=str(home), batch_size=5)
+        result = crawl_flow(source=str(seeds), country="Iceland", home=str(home))
         assert result["status"] == "finished" and result["links_done"] == 1, result
     world = crawled["world"]
     berlin_url = world.url("blog", "/de/berlin-demo")

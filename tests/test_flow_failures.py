@@ -1,4 +1,4 @@
-"""Failures are recorded, never fatal: a bad link, and a whole batch that cannot finish."""
+"""Failures are recorded, never fatal: a bad link, and a whole crawl unit that cannot finish."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_failed_links_are_recorded_and_the_rest_archived(
         ],
     )
     home = tmp_path / "home"
-    result = crawl_flow(source=source, home=str(home), batch_size=10)
+    result = crawl_flow(source=source, home=str(home))
     assert result["status"] == "finished"
     assert result["links_done"] == 3
     with session_scope(paths(home).database_url) as session:
@@ -45,7 +45,7 @@ def test_failed_links_are_recorded_and_the_rest_archived(
     assert any("LINKARCHIVE_ALLOWED_HOSTS" in (e or "") for e in errors.values())
 
 
-def test_a_batch_that_cannot_finish_fails_alone(
+def test_a_unit_that_cannot_finish_fails_alone(
     world: Any, prefect_server: None, tmp_path: Path
 ) -> None:
     from flows.crawl import crawl_flow
@@ -55,16 +55,16 @@ def test_a_batch_that_cannot_finish_fails_alone(
         [f"Norway,Oslo,report,link report,{world.url('news', '/no/oslo-solidaritet')}"],
     )
     home = tmp_path / "home"
-    # A timeout no subprocess can meet: every attempt is killed, then the batch fails.
-    result = crawl_flow(source=source, home=str(home), batch_timeout=0.01)
+    # A timeout no subprocess can meet: every attempt is killed, then the unit fails.
+    result = crawl_flow(source=source, home=str(home), unit_timeout=0.01)
     assert result["status"] == "partial"
     with session_scope(paths(home).database_url) as session:
         run = session.scalars(select(CrawlRun)).one()
         link = session.scalars(select(Link)).one()
         outcome = session.scalars(select(CrawlOutcome)).one()
-    assert run.batches_failed == 1
+    assert run.units_failed == 1
     assert link.status == "error"
-    assert outcome.error == "crawl batch failed"
+    assert outcome.error == "crawl unit failed"
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def half_hanging_site() -> Any:
     server.server_close()
 
 
-def test_a_killed_batch_keeps_what_it_archived(
+def test_a_killed_unit_keeps_what_it_archived(
     prefect_server: None, tmp_path: Path, half_hanging_site: str
 ) -> None:
     from flows.crawl import crawl_flow
@@ -114,9 +114,9 @@ def test_a_killed_batch_keeps_what_it_archived(
         ],
     )
     home = tmp_path / "home"
-    # Same host, so one batch: the hanging link keeps the crawl process alive until the
+    # Same host, so one unit: the hanging link keeps the crawl process alive until the
     # flow kills it (SIGKILL) at the timeout, with the report already written to its WARC.
-    result = crawl_flow(source=source, home=str(home), batch_timeout=8)
+    result = crawl_flow(source=source, home=str(home), unit_timeout=8)
     assert result["status"] == "partial"
     warcs = paths(home).warcs
     assert not list(warcs.glob("*.open")), "killed crawls' files are recovered"

@@ -22,12 +22,13 @@ class Original:
 
 def find_original(session: Session, payload_sha256: str) -> Original | None:
     """The first archived response with this payload digest, if any."""
-    capture = session.scalar(
-        select(Capture)
+    # Columns, not the entity: a crawl asks this for every new payload.
+    row = session.execute(
+        select(Capture.record_id, Capture.url, Capture.captured_at)
         .where(Capture.payload_sha256 == payload_sha256, Capture.record_type == "response")
         .order_by(Capture.id)
         .limit(1)
-    )
-    if capture is None:
+    ).first()
+    if row is None:
         return None
-    return Original(capture.record_id, capture.url, format_warc_date(capture.captured_at))
+    return Original(row.record_id, row.url, format_warc_date(row.captured_at))

@@ -113,7 +113,7 @@ class CrawlRun(Base):
     links_total: Mapped[int] = mapped_column(Integer, default=0)
     links_done: Mapped[int] = mapped_column(Integer, default=0)
     links_failed: Mapped[int] = mapped_column(Integer, default=0)
-    batches_failed: Mapped[int] = mapped_column(Integer, default=0)
+    units_failed: Mapped[int] = mapped_column(Integer, default=0)
     captures: Mapped[int] = mapped_column(Integer, default=0)
     bytes_archived: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_deduplicated: Mapped[int] = mapped_column(BigInteger, default=0)

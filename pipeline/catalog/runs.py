@@ -1,4 +1,4 @@
-"""Crawl runs: opened before the first batch, closed with totals after the last."""
+"""Crawl runs: opened before the first crawl unit, closed with totals after the last."""
 
 from __future__ import annotations
 
@@ -25,11 +25,14 @@ def start_run(
     return run
 
 
+def reached_links(session: Session, run_id: int) -> set[int]:
+    """Links that already have an outcome in this run (indexed from closed WARC files)."""
+    return set(session.scalars(select(CrawlOutcome.link_id).where(CrawlOutcome.run_id == run_id)))
+
+
 def record_unreached(session: Session, run_id: int, link_ids: list[int], error: str) -> int:
-    """Give an ``error`` outcome to links of the run that got none (their batch failed)."""
-    reached = set(
-        session.scalars(select(CrawlOutcome.link_id).where(CrawlOutcome.run_id == run_id))
-    )
+    """Give an ``error`` outcome to links of the run that got none (their unit failed)."""
+    reached = reached_links(session, run_id)
     now = utcnow()
     missing = [link_id for link_id in link_ids if link_id not in reached]
     for link_id in missing:
@@ -69,8 +72,8 @@ def run_totals(session: Session, run_id: int) -> dict[str, int]:
     }
 
 
-def finish_run(session: Session, run_id: int, batches_failed: int = 0) -> CrawlRun:
-    """Close a run with its totals; ``partial`` when a batch failed for good."""
+def finish_run(session: Session, run_id: int, units_failed: int = 0) -> CrawlRun:
+    """Close a run with its totals; ``partial`` when a crawl unit failed for good."""
     run = session.get_one(CrawlRun, run_id)
     totals = run_totals(session, run_id)
     run.links_done = totals["links_done"]
@@ -78,8 +81,8 @@ def finish_run(session: Session, run_id: int, batches_failed: int = 0) -> CrawlR
     run.captures = totals["captures"]
     run.bytes_archived = totals["bytes_archived"]
     run.bytes_deduplicated = totals["bytes_deduplicated"]
-    run.batches_failed = batches_failed
+    run.units_failed = units_failed
     run.finished_at = utcnow()
-    run.status = "partial" if batches_failed else "finished"
+    run.status = "partial" if units_failed else "finished"
     session.flush()
     return run

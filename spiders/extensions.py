@@ -1,0 +1,121 @@
+"""Scrapy extensions of a long-lived crawl process: progress per page, WARC files that
+close while the crawl runs (so captures are indexed, and searchable, as it goes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from twisted.internet.task import LoopingCall
+
+from spiders.warcstore import WarcStore
+
+# Page outcomes that count as failures in the progress figures.
+FAILED_OUTCOMES = ("error", "dead")
+
+
+class CrawlProgress:
+    """Write this process's progress to ``LINKARCHIVE_PROGRESS_FILE`` twice a second.
+
+    One small JSON document, replaced atomically: links given, pages done (a page is done
+    when its outcome is written), failed pages, requests, responses, wire bytes received,
+    seconds elapsed, and whether the crawl has finished. Readers sum the files of a run's
+    units (``pipeline.progress``).
+    """
+
+    def __init__(self, crawler: Crawler, path: Path, interval: float) -> None:
+        self.crawler = crawler
+        self.path = path
+        self.interval = interval
+        self.started = time.monotonic()
+        self.pages = 0
+        self.pages_failed = 0
+        self.links = 0
+        self._loop = LoopingCall(self.write)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> CrawlProgress:
+        path = crawler.settings.get("LINKARCHIVE_PROGRESS_FILE")
+        if not path:
+            raise NotConfigured
+        ext = cls(crawler, Path(path), crawler.settings.getfloat("LINKARCHIVE_PROGRESS_INTERVAL"))
+        crawler.signals.connect(ext.opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        return ext
+
+    def opened(self, spider: Any) -> None:
+        self.links = int(getattr(spider, "links_total", 0))
+        self._loop.start(self.interval, now=True)
+
+    def item_scraped(self, item: dict[str, Any]) -> None:
+        outcome = item.get("outcome")
+        if item.get("role") == "page" and outcome is not None:
+            self.pages += 1
+            self.pages_failed += outcome.get("status") in FAILED_OUTCOMES
+
+    def closed(self, spider: Any) -> None:
+        if self._loop.running:
+            self._loop.stop()
+        self.write(finished=True)
+
+    def snapshot(self, finished: bool = False) -> dict[str, Any]:
+        """The figures as they stand."""
+        stats = self.crawler.stats
+        get = stats.get_value if stats is not None else (lambda _k, d=0: d)
+        return {
+            "pid": os.getpid(),
+            "links": self.links,
+            "pages": self.pages,
+            "pages_failed": self.pages_failed,
+            "requests": get("downloader/request_count", 0),
+            "responses": get("response_received_count", 0),
+            "bytes": get("downloader/response_bytes", 0),
+            "elapsed": round(time.monotonic() - self.started, 3),
+            "finished": finished,
+        }
+
+    def write(self, finished: bool = False) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.snapshot(finished)), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+class WarcRotation:
+    """Close the WARC file being written once it is ``LINKARCHIVE_WARC_ROTATE_SECONDS`` old.
+
+    Only closed files are indexed (no catalog row may point into an unfinished file), so a
+    long crawl closes its file every few seconds and the flow indexes it while the crawl
+    goes on. 0 turns it off: files then close at the size limit and at the end.
+    """
+
+    def __init__(self, store: WarcStore, seconds: float) -> None:
+        self.store = store
+        self.seconds = seconds
+        self._loop = LoopingCall(self.rotate)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> WarcRotation:
+        seconds = crawler.settings.getfloat("LINKARCHIVE_WARC_ROTATE_SECONDS")
+        if seconds <= 0 or not crawler.settings.getbool("LINKARCHIVE_WARC_ENABLED", True):
+            raise NotConfigured
+        ext = cls(WarcStore.from_crawler(crawler), seconds)
+        crawler.signals.connect(ext.opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        return ext
+
+    def opened(self, spider: Any) -> None:
+        self._loop.start(min(1.0, self.seconds), now=False)
+
+    def closed(self, spider: Any) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def rotate(self) -> None:
+        self.store.writer.close_if_older(self.seconds)
