@@ -222,7 +222,7 @@ class RotatingWarcWriter:
         self.factory = factory or RecordFactory()
         self.fsync = fsync
         self.fsync_interval = fsync_interval
-        self._last_fsync = 0.0
+        self._last_fsync = float("-inf")
         self.on_close = on_close
         self.compresslevel = compresslevel
 

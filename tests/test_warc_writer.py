@@ -360,3 +360,34 @@ def test_kill_9_leaves_complete_records_readable_up_to_torn_tail(tmp_path: Path)
     with pytest.raises(TruncatedWarcError) as info:
         list(iter_records(open_file))
     assert info.value.offset == len(data)
+
+
+def test_close_if_older_closes_a_file_with_records_once_it_is_old_enough(tmp_path: Path) -> None:
+    f = factory()
+    w = RotatingWarcWriter(tmp_path, factory=f, fsync=False)
+    assert w.close_if_older(0) is None  # nothing open
+    w.write_many(exchange(f, 0))
+    assert w.close_if_older(3600) is None  # too young: still open
+    assert list(tmp_path.glob("*.open"))
+    closed = w.close_if_older(0)
+    assert closed is not None and closed.exists() and not list(tmp_path.glob("*.open"))
+    w.write_many(exchange(f, 1))  # the next write opens a new file
+    assert w.close_if_older(0) not in (None, closed)
+    assert warcio_check(*w.close()).returncode == 0
+    assert len(w.closed_files) == 2
+
+
+def test_group_commit_fsyncs_at_most_once_per_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    f = factory()
+    with RotatingWarcWriter(tmp_path, factory=f, fsync=True, fsync_interval=3600) as w:
+        w.write_many(exchange(f, 0))  # the warcinfo's append fsynced; these wait
+        before = len(synced)
+        for i in range(1, 20):
+            w.write_many(exchange(f, i))
+        assert len(synced) == before
+    assert len(synced) > before  # closing always fsyncs
