@@ -173,8 +173,13 @@ class _UrlList:
             self.add(url)
 
 
-def _soup(html: str) -> BeautifulSoup:
+def parse_html(html: str) -> BeautifulSoup:
+    """A page parsed once, for handing to several of this module's functions."""
     return BeautifulSoup(html or "", "lxml")
+
+
+def _soup(html: str | BeautifulSoup) -> BeautifulSoup:
+    return html if isinstance(html, BeautifulSoup) else parse_html(html)
 
 
 def _document_base(soup: BeautifulSoup, base_url: str) -> str:
@@ -317,7 +322,7 @@ def find_css_requisites(css: str, base_url: str) -> list[str]:
     return found.urls
 
 
-def find_requisites(html: str, base_url: str) -> list[str]:
+def find_requisites(html: str | BeautifulSoup, base_url: str) -> list[str]:
     """What a browser loads to render the page: images, stylesheets, icons, scripts, CSS urls.
 
     Covers ``<img>`` (src, largest srcset candidate, lazy-load attributes), ``<picture><source
@@ -368,7 +373,7 @@ def find_requisites(html: str, base_url: str) -> list[str]:
 class _Page:
     """One parsed page with per-tag keyword text and site-chrome flags, computed once."""
 
-    def __init__(self, html: str, base_url: str) -> None:
+    def __init__(self, html: str | BeautifulSoup, base_url: str) -> None:
         self.soup = _soup(html)
         self.base = _document_base(self.soup, base_url)
         self.tags: list[Tag] = list(self.soup.find_all(True))
@@ -515,7 +520,7 @@ def _looks_like_page_link(link: Tag) -> bool:
     return bool(_PAGE_IN_URL_RE.search(_attr(link, "href") or ""))
 
 
-def parse_gallery(html: str, base_url: str) -> GalleryPage:
+def parse_gallery(html: str | BeautifulSoup, base_url: str) -> GalleryPage:
     """Full-size images of a gallery page and the pagination pages of the same gallery.
 
     Images come from the main content only (gallery/photos containers, else main/article/
@@ -567,7 +572,7 @@ def _is_manifest(url: str, mime: str) -> bool:
     )
 
 
-def find_media(html: str, base_url: str) -> list[str]:
+def find_media(html: str | BeautifulSoup, base_url: str) -> list[str]:
     """Plain media files embedded in the page.
 
     ``<video>``/``<audio>`` src and their ``<source>`` children, plus ``og:video`` /
@@ -575,9 +580,12 @@ def find_media(html: str, base_url: str) -> list[str]:
     they point to a plain file (media extension, or a video/* or audio/* type). Iframe players
     and streaming manifests (.m3u8, .mpd) are not plain files and are left out.
     """
-    # Only these elements (with their subtrees) matter: parsing just them is much faster.
-    strainer = SoupStrainer(["base", "meta", "video", "audio"])
-    soup = BeautifulSoup(html or "", "lxml", parse_only=strainer)
+    if isinstance(html, BeautifulSoup):
+        soup = html  # parsed already (whole): the same elements are found in it
+    else:
+        # Only these elements (with their subtrees) matter: parsing just them is faster.
+        strainer = SoupStrainer(["base", "meta", "video", "audio"])
+        soup = BeautifulSoup(html or "", "lxml", parse_only=strainer)
     base = _document_base(soup, base_url)
     found = _UrlList(base)
 

@@ -21,7 +21,13 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError
 from twisted.python.failure import Failure
 
-from pipeline.pagestructure import find_css_requisites, find_media, find_requisites, parse_gallery
+from pipeline.pagestructure import (
+    find_css_requisites,
+    find_media,
+    find_requisites,
+    parse_gallery,
+    parse_html,
+)
 
 # Page requests hand every final status to the callback (a 404 is an outcome to record),
 # except redirects, which RedirectMiddleware must still follow.
@@ -166,7 +172,7 @@ class LinkSpider(scrapy.Spider):
             return
         if not ok or not isinstance(response, TextResponse) or content_type not in HTML_TYPES:
             return
-        html, base = response.text, response.url
+        html, base = parse_html(response.text), response.url  # parsed once for all three
         yield from self._asset_requests(link, find_requisites(html, base), "requisite")
         yield from self._asset_requests(link, find_media(html, base), "media")
         if link["kind"] == "photo_gallery":

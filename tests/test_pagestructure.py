@@ -328,3 +328,19 @@ def test_find_media_plain_files_only() -> None:
 def test_find_media_nothing_embedded() -> None:
     html = '<iframe src="https://www.youtube.com/embed/x"></iframe><video></video>'
     assert find_media(html, "https://ex.org/") == []
+
+
+def test_a_page_parsed_once_gives_what_its_text_gives() -> None:
+    from pipeline.pagestructure import parse_html
+
+    html = """<html><head><base href="/sub/"><meta property="og:video" content="clip.mp4">
+    <link rel="stylesheet" href="s.css"></head><body><main class="gallery">
+    <a href="big1.jpg"><img src="t1.jpg"></a><a href="big2.jpg"><img src="t2.jpg"></a>
+    <video src="v.webm" poster="p.jpg"><source src="v.mp4"></video>
+    <nav class="pagination"><a rel="next" href="/sub/?page=2">2</a></nav></main></body></html>"""
+    base = "http://127.0.0.1/sub/gallery"
+    soup = parse_html(html)
+    assert find_requisites(soup, base) == find_requisites(html, base)
+    assert find_media(soup, base) == find_media(html, base)
+    assert find_media(soup, base)  # the page has media: the comparison is not empty
+    assert parse_gallery(soup, base) == parse_gallery(html, base)
