@@ -54,13 +54,10 @@ LINKARCHIVE_ARCHIVE_MAXSIZE = _env_int("ARCHIVE_MAXSIZE", _env_int("DOWNLOAD_MAX
 # The most bytes of one response kept in memory for parsing and extraction (positive): of the
 # body as received (Scrapy's buffer) and again of the body decoded (gzip, deflate, br, zstd).
 # 4 MiB holds nearly every real HTML page whole (few exceed 1 MiB) and the head and first
-# screens of any page, where title, dates and most requisites are. Parse trees (lxml, bs4) grow
-# to 40-60 times dense input, so 4 MiB keeps the worst page's parsing near 250 MB.
+# screens of any page, where requisites and gallery links mostly are. Parse trees (lxml, bs4)
+# grow to 40-60 times dense input, so 4 MiB keeps the worst page's parsing near 250 MB.
+# (Metadata is extracted by the indexer from the archived bytes, with pipeline.extract's caps.)
 LINKARCHIVE_PARSE_MAXSIZE = _env_int("PARSE_MAXSIZE", 4 << 20)
-# The same for PDFs: a cut PDF has no cross-reference table, so pypdf reads nothing from it, and
-# pypdf's memory grows with the file, not many times over; reports up to 16 MiB keep their
-# metadata (larger ones are archived whole, without it).
-LINKARCHIVE_PDF_PARSE_MAXSIZE = _env_int("PDF_PARSE_MAXSIZE", 16 << 20)
 # Scrapy's own limit cancels a download and archives nothing: off, the archive limit cuts.
 DOWNLOAD_MAXSIZE = 0
 DOWNLOAD_WARNSIZE = 64 * 1024 * 1024

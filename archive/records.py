@@ -240,7 +240,8 @@ def rewind(record: ArcWarcRecord) -> None:
     """Seek the record's stream back to its first byte, so it can be read again.
 
     The position is remembered on the record the first time (for a factory-built record
-    it is where its body starts in its stream); serialising a record, e.g. to write it, leaves its stream at the end.
+    it is where its body starts in its stream); serialising a record, e.g. to write it,
+    leaves its stream at the end.
     """
     stream = record.raw_stream
     start = getattr(record, "_linkarchive_stream_start", None)

@@ -26,7 +26,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import Response, TextResponse
 from scrapy.responsetypes import responsetypes
 
-from spiders.wire import ParseLimits, media_type
+from spiders.wire import DEFAULT_PARSE_MAXSIZE, media_type
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -204,18 +204,18 @@ def _split_encodings(values: list[bytes]) -> tuple[list[bytes], list[bytes]]:
 
 
 class BoundedDecompressionMiddleware:
-    """Decode parsed responses' bodies, at most ``limits`` decoded bytes each.
+    """Decode parsed responses' bodies, at most ``max_size`` decoded bytes each.
 
     In place of Scrapy's ``HttpCompressionMiddleware`` at 590, with its request side
-    (``Accept-Encoding`` of what we decode) and ``COMPRESSION_ENABLED``. Settings:
-    ``LINKARCHIVE_PARSE_MAXSIZE`` and ``LINKARCHIVE_PDF_PARSE_MAXSIZE`` (the caps; the same
-    ones bound the body the download handler keeps, so a compressed body is no longer).
+    (``Accept-Encoding`` of what we decode) and ``COMPRESSION_ENABLED``. Setting:
+    ``LINKARCHIVE_PARSE_MAXSIZE`` (the cap, positive; the same one bounds the body the
+    download handler keeps, so a compressed body is no longer either).
     """
 
-    def __init__(self, limits: ParseLimits, stats: StatsCollector | None = None) -> None:
-        if limits.default <= 0 or limits.pdf <= 0:
-            raise ValueError("decompression needs positive parse limits")
-        self.limits = limits
+    def __init__(self, max_size: int, stats: StatsCollector | None = None) -> None:
+        if max_size <= 0:
+            raise ValueError("LINKARCHIVE_PARSE_MAXSIZE must be positive for decompression")
+        self.max_size = max_size
         self.stats = stats
 
     @classmethod
@@ -223,7 +223,9 @@ class BoundedDecompressionMiddleware:
         settings = crawler.settings
         if not settings.getbool("COMPRESSION_ENABLED", True):
             raise NotConfigured
-        return cls(ParseLimits.from_settings(settings), crawler.stats)
+        return cls(
+            settings.getint("LINKARCHIVE_PARSE_MAXSIZE", DEFAULT_PARSE_MAXSIZE), crawler.stats
+        )
 
     def process_request(self, request: Request) -> None:
         request.headers.setdefault("Accept-Encoding", b", ".join(ACCEPTED_ENCODINGS))
@@ -239,9 +241,8 @@ class BoundedDecompressionMiddleware:
         if not to_decode:
             return response
         body, cut = response.body, False
-        limit = self.limits.for_type(content_type)
         for encoding in to_decode:
-            body, more = decode_prefix(body, encoding, limit)
+            body, more = decode_prefix(body, encoding, self.max_size)
             cut = cut or more
         if to_keep:
             logger.warning(

@@ -25,9 +25,8 @@ in memory up to ``SPOOL_MEMORY`` bytes and beyond that in an unlinked temporary 
 stops, the parser is fed nothing more, the connection is aborted and the download ends as
 a response with what came so far (flag ``truncated``, :attr:`WireExchange.truncated`), in
 place of Scrapy's cancellation (which would archive nothing). ``LINKARCHIVE_PARSE_MAXSIZE``
-(``LINKARCHIVE_PDF_PARSE_MAXSIZE`` for PDFs) caps what Scrapy's own body buffer keeps
-(flag ``body_prefix`` when more arrived): the Response body is for parsing, the archive
-reads the spool.
+caps what Scrapy's own body buffer keeps (flag ``body_prefix`` when more arrived): the
+Response body is for parsing, the archive reads the spool.
 
 Internals relied on (checked with Scrapy 2.19.0 and Twisted 26.10.0):
 
@@ -120,9 +119,6 @@ BODY_PREFIX_FLAG = "body_prefix"
 SPOOL_MEMORY = 1024 * 1024
 #: Body bytes kept for parsing when LINKARCHIVE_PARSE_MAXSIZE is not set (see settings.py).
 DEFAULT_PARSE_MAXSIZE = 4 * 1024 * 1024
-#: The same for PDFs, when LINKARCHIVE_PDF_PARSE_MAXSIZE is not set: a cut PDF is unreadable.
-DEFAULT_PDF_PARSE_MAXSIZE = 16 * 1024 * 1024
-PDF_TYPES = frozenset({"application/pdf", "application/x-pdf"})
 
 # Attribute set on the Twisted Request object to carry the attempt's tap to the protocol.
 _TAP_ATTR = "_linkarchive_wire_tap"
@@ -133,26 +129,6 @@ def media_type(content_type: bytes | str | None) -> str:
     if isinstance(content_type, bytes):
         content_type = content_type.decode("latin-1")
     return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-@dataclass(frozen=True)
-class ParseLimits:
-    """How many bytes of a body are kept for parsing, by type (0: all)."""
-
-    default: int = DEFAULT_PARSE_MAXSIZE
-    pdf: int = DEFAULT_PDF_PARSE_MAXSIZE
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> ParseLimits:
-        """``LINKARCHIVE_PARSE_MAXSIZE`` and ``LINKARCHIVE_PDF_PARSE_MAXSIZE``."""
-        return cls(
-            settings.getint("LINKARCHIVE_PARSE_MAXSIZE", DEFAULT_PARSE_MAXSIZE),
-            settings.getint("LINKARCHIVE_PDF_PARSE_MAXSIZE", DEFAULT_PDF_PARSE_MAXSIZE),
-        )
-
-    def for_type(self, content_type: bytes | str | None) -> int:
-        """The limit for a body of this Content-Type."""
-        return self.pdf if media_type(content_type) in PDF_TYPES else self.default
 
 
 class WireSpool:
@@ -574,20 +550,15 @@ class _WireResponseReader(_ResponseReader):
 
 class _WireScrapyAgent(_ScrapyAgent):
     """Scrapy's per-download agent, with the pool view that tags the request for ``tap``
-    and a body reader that keeps what ``limits`` say and cuts at ``archive_limit``."""
+    and a body reader that keeps ``keep`` bytes (0: all) and cuts at ``archive_limit``."""
 
     def __init__(
-        self,
-        *,
-        tap: _WireTap | None,
-        limits: ParseLimits | None = None,
-        archive_limit: int = 0,
-        **kwargs: Any,
+        self, *, tap: _WireTap | None, keep: int = 0, archive_limit: int = 0, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self._tap = tap
         self._tapping = False
-        self._limits = limits or ParseLimits(0, 0)
+        self._keep = keep
         self._archive_limit = archive_limit
 
     def _get_agent(self, request: Request, timeout: float) -> Agent:
@@ -637,7 +608,6 @@ class _WireScrapyAgent(_ScrapyAgent):
             logger.warning(get_warnsize_msg(expected_size, warnsize, request, expected=True))
 
         tap = self._tap if self._tapping else None
-        content_type = txresponse.headers.getRawHeaders(b"Content-Type", [b""])[0]
         d: Deferred[Any] = Deferred(partial(self._cancel, txresponse=txresponse))
         txresponse.deliverBody(
             _WireResponseReader(
@@ -652,7 +622,7 @@ class _WireScrapyAgent(_ScrapyAgent):
                 tls_verbose_logging=self._tls_verbose_logging,
                 tap=tap,
                 # Without wire bytes, the record is rebuilt from the body: keep all of it.
-                keep=self._limits.for_type(content_type) if tap is not None else 0,
+                keep=self._keep if tap is not None else 0,
                 cut_at=self._archive_limit if tap is None else 0,
             )
         )
@@ -673,9 +643,9 @@ class WireCaptureDownloadHandler(HTTP11DownloadHandler):
 
     Settings: ``LINKARCHIVE_ARCHIVE_MAXSIZE`` (bytes of one response archived; a longer one
     is cut there and returned flagged ``truncated``, the exchange ``truncated``; 0: no
-    limit), ``LINKARCHIVE_PARSE_MAXSIZE`` and, for PDFs, ``LINKARCHIVE_PDF_PARSE_MAXSIZE``
-    (body bytes kept in the Response for parsing, 4 and 16 MiB if unset; more is flagged
-    ``body_prefix``; 0: all), ``LINKARCHIVE_WARC_DIR`` (where big responses spool).
+    limit), ``LINKARCHIVE_PARSE_MAXSIZE`` (body bytes kept in the Response for parsing, 4
+    MiB if unset; more is flagged ``body_prefix``; 0: all), ``LINKARCHIVE_WARC_DIR`` (where
+    big responses spool).
     Scrapy's DOWNLOAD_MAXSIZE still cancels a download, archiving nothing.
 
     Scrapy copies meta into redirect and retry requests; the handler drops a copied value
@@ -689,7 +659,7 @@ class WireCaptureDownloadHandler(HTTP11DownloadHandler):
         self._proxy_warned = False
         settings = crawler.settings
         self._archive_limit = settings.getint("LINKARCHIVE_ARCHIVE_MAXSIZE", 0)
-        self._limits = ParseLimits.from_settings(settings)
+        self._keep = settings.getint("LINKARCHIVE_PARSE_MAXSIZE", DEFAULT_PARSE_MAXSIZE)
         self._spool_dir: str | None = settings.get("LINKARCHIVE_WARC_DIR") or None
 
     async def download_request(self, request: Request) -> Response:
@@ -728,7 +698,7 @@ class WireCaptureDownloadHandler(HTTP11DownloadHandler):
             warn_on_deprecated_spider_attribute("download_warnsize", "DOWNLOAD_WARNSIZE")
         agent = _WireScrapyAgent(
             tap=tap,
-            limits=self._limits,
+            keep=self._keep,
             archive_limit=self._archive_limit,
             contextFactory=self._contextFactory,
             bindAddress=self._bind_address,
