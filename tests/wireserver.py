@@ -1,7 +1,9 @@
 """A loopback HTTP/1.1 server that speaks scripted bytes and records both directions.
 
 Each path has a :class:`Scenario`: the response exactly as it is written to the socket
-(status line, header block, body, chunk framing and all). The server keeps connections
+(status line, header block, body, chunk framing and all), optionally followed by a
+deterministic stream too big to script as bytes (:func:`hostile_scenarios`: a gzip bomb, a
+body without end, a body of hundreds of MB). The server keeps connections
 alive, so one connection may serve several scenarios in turn, and records every exchange:
 the request bytes exactly as read and the response bytes exactly as written. Optionally
 TLS (the records are then the plaintext inside it). Threaded, port 0, 127.0.0.1 only.
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import gzip
+import itertools
 import random
 import socket
 import ssl
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,7 +44,8 @@ class Scenario:
     ``close``: close the connection after the response. ``segment``: write it in pieces
     of this many bytes, with a pause between. ``stall``: after writing, wait this long
     for the client to hang up. ``drop_next``: read the next request on this connection,
-    then close without answering it.
+    then close without answering it. ``stream``: pieces written after ``response`` (not
+    for HEAD), the same each time it is called; the exchange records only their count.
     """
 
     response: bytes
@@ -47,6 +53,7 @@ class Scenario:
     segment: int = 0
     stall: float = 0.0
     drop_next: bool = False
+    stream: Callable[[], Iterator[bytes]] | None = None
 
     @property
     def head(self) -> bytes:
@@ -68,6 +75,7 @@ class ServedExchange:
     target: str
     received: bytes
     sent: bytes = b""
+    streamed: int = 0  # bytes of the scenario's stream written after ``sent``
 
     @property
     def path(self) -> str:
@@ -228,6 +236,114 @@ def scenarios() -> dict[str, Scenario]:
     }
 
 
+# --- hostile responses --------------------------------------------------------------------
+
+MIB = 1024 * 1024
+BOMB_DECODED = 512 * MIB  # what /bomb expands to
+BIG_BODY = 300 * MIB  # /big's Content-Length
+WHOLE_BODY = 24 * MIB  # /whole: chunked, below the tests' archive limit
+PARAGRAPH = b"<p>Witness statement, paragraph.</p>\n"
+
+
+def _page_head(title: str) -> bytes:
+    """The start of a page: its title and one image (a requisite the crawler must find)."""
+    return (
+        f"<!doctype html><html><head><title>{title}</title></head><body>\n"
+        f'<img src="/image?from={title}">\n'
+    ).encode()
+
+
+@functools.cache
+def _paragraphs() -> bytes:
+    return PARAGRAPH * (MIB // len(PARAGRAPH))
+
+
+@functools.cache
+def _noise() -> bytes:
+    """1 MiB (less 3 bytes, so pieces do not align with anything) of seeded random bytes."""
+    return random.Random(1993).randbytes(MIB - 3)
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """A real gzip bomb: 3.6 MB that decode to 512 MiB of one HTML page."""
+    out = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = _page_head("Bomb")
+    parts = [out.compress(head)]
+    left = BOMB_DECODED - len(head)
+    while left:
+        piece = _paragraphs()[:left]
+        parts.append(out.compress(piece))
+        left -= len(piece)
+    parts.append(out.flush())
+    return b"".join(parts)
+
+
+def _endless_html() -> Iterator[bytes]:
+    yield _page_head("Endless")
+    yield from itertools.repeat(_paragraphs())
+
+
+def _sized(total: int, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    for piece in pieces:
+        if total <= 0:
+            return
+        yield piece[:total]
+        total -= len(piece)
+
+
+def _big_body() -> Iterator[bytes]:
+    return _sized(BIG_BODY, itertools.repeat(_noise()))
+
+
+def _whole_chunked() -> Iterator[bytes]:
+    for piece in _sized(WHOLE_BODY, itertools.repeat(_noise())):
+        yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+def hostile_scenarios() -> dict[str, Scenario]:
+    """Responses no crawl can hold in memory: served with :class:`WireServer`."""
+    html = [("Content-Type", "text/html; charset=utf-8")]
+    return {
+        "/bomb": Scenario(response("200 OK", [*html, ("Content-Encoding", "gzip")], gzip_bomb())),
+        # No Content-Length, not chunked: the body ends when the connection does, never.
+        "/endless": Scenario(
+            response("200 OK", [*html, ("Connection", "close")], length=False),
+            close=True,
+            stream=_endless_html,
+        ),
+        "/big": Scenario(
+            response(
+                "200 OK",
+                [("Content-Type", "video/mp4"), ("Content-Length", str(BIG_BODY))],
+                length=False,
+            ),
+            close=True,
+            stream=_big_body,
+        ),  # fmt: skip
+        "/whole": Scenario(
+            response(
+                "200 OK",
+                [("Content-Type", "application/octet-stream"), ("Transfer-Encoding", "chunked")],
+                length=False,
+            ),
+            stream=_whole_chunked,
+        ),
+    }
+
+
+def sent_prefix(scenario: Scenario, length: int) -> bytes:
+    """The first ``length`` bytes the server writes for ``scenario`` (stream included)."""
+    pieces = itertools.chain([scenario.response], scenario.stream() if scenario.stream else [])
+    out = bytearray()
+    for piece in pieces:
+        out += piece[: length - len(out)]
+        if len(out) >= length:
+            break
+    return bytes(out)
+
+
 NOT_FOUND = Scenario(response("404 Not Found", [("Content-Type", "text/plain")], b"unscripted"))
 
 
@@ -380,6 +496,10 @@ class WireServer:
         else:
             conn.sock.sendall(data)
             served.sent = data
+        if scenario.stream is not None and method != "HEAD":
+            for piece in scenario.stream():
+                conn.sock.sendall(piece)  # raises once the client hangs up
+                served.streamed += len(piece)
         if scenario.stall:
             conn.sock.settimeout(scenario.stall)
             try:
