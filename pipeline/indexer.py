@@ -221,9 +221,13 @@ def _seed_merged(session: Session, context: dict) -> bool:
     """Whether this seed import is in the catalog already (the import that archived it
     merged it): re-merging thousands of entries would change nothing, slowly."""
     digest = context.get("sha256")
-    return bool(digest) and session.scalar(
-        select(Source.id).where(Source.location == context["location"], Source.sha256 == digest)
-    ) is not None
+    return (
+        bool(digest)
+        and session.scalar(
+            select(Source.id).where(Source.location == context["location"], Source.sha256 == digest)
+        )
+        is not None
+    )
 
 
 def _capture(
@@ -289,9 +293,16 @@ def _extracted(capture: Capture, record: StoredRecord) -> dict | None:
     return extract_metadata(body, capture.url, capture.content_type).to_dict()
 
 
+# A page whose stored body is larger is not read back for extraction: reading a record
+# loads its whole block, and such bodies are endless or hostile, not articles.
+EXTRACT_MAX_STORED = 64 << 20
+
+
 def _extract_page(capture: Capture, directory: Path) -> dict | None:
     """Extract a crawled page's metadata from its archived response (2xx only)."""
     if capture.http_status is None or not 200 <= capture.http_status < 300:
+        return None
+    if capture.size > EXTRACT_MAX_STORED:
         return None
     where = Path(capture.warc_file)
     try:

@@ -122,6 +122,7 @@ class WarcStore:
                 hostname=socket.gethostname(),
                 factory=factory,
                 fsync=settings.getbool("LINKARCHIVE_WARC_FSYNC", True),
+                fsync_interval=settings.getfloat("LINKARCHIVE_WARC_FSYNC_INTERVAL", 0.0),
                 on_close=_timestamper(settings.get("LINKARCHIVE_TSA_URL"), crawler),
             )
             dedup = None
@@ -269,5 +270,8 @@ class WarcStore:
         return record_id(record)
 
     def close(self) -> list[Path]:
-        """Close the open WARC file; returns every file this crawl closed."""
+        """Close the open WARC file (and the dedup index's catalog session); returns every
+        file this crawl closed."""
+        if self.dedup is not None:
+            self.dedup.close()
         return self.writer.close()
