@@ -67,10 +67,17 @@ def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _prefect_quiet() -> None:
-    """Keep Prefect's console chatter out of the user's way (their settings win)."""
+    """Keep Prefect's console chatter out of the user's way (their settings win), and point
+    Prefect at the local API server reused across calls (``flows/prefect_api.py``)."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    from flows.prefect_api import PrefectServerError, use_local_server
+
+    try:
+        use_local_server()
+    except PrefectServerError as exc:
+        raise UserError(str(exc)) from exc
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -1176,6 +1183,46 @@ def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> i
             f"unexpected {type(exc).__name__}: {exc} (LINKARCHIVE_DEBUG=1 shows details)", 1
         )
     return 0
+
+
+# --- the local Prefect server ------------------------------------------------------------
+
+
+@cli.group("prefect-server")
+def prefect_server() -> None:
+    """The local Prefect API server that crawls and checks start on first use and reuse."""
+
+
+@prefect_server.command("status")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def prefect_server_status(fmt: str) -> None:
+    """Whether it runs: its API URL, process, and how long it has been idle."""
+    from flows.prefect_api import server_status
+
+    status = server_status()
+    if fmt == "json":
+        click.echo(json.dumps(status))
+        return
+    if os.environ.get("PREFECT_API_URL"):
+        say(f"PREFECT_API_URL is set: flows use {os.environ['PREFECT_API_URL']}")
+    if status is None:
+        say("No local Prefect server runs; the next crawl or check starts one.")
+        return
+    state = "running" if status["healthy"] else "not answering"
+    say(
+        f"Local Prefect server {state}: {status['url']} (UI http://127.0.0.1:{status['port']}), "
+        f"pid {status['pid']}, idle {status['idle_seconds_now']:.0f} s of "
+        f"{status['idle_seconds']:g} s; log {status['log']}"
+    )
+
+
+@prefect_server.command("stop")
+def prefect_server_stop() -> None:
+    """Stop it now (the next crawl or check starts another)."""
+    from flows.prefect_api import stop_local_server
+
+    stopped = stop_local_server()
+    say("Stopped the local Prefect server." if stopped else "No local Prefect server was running.")
 
 
 if __name__ == "__main__":

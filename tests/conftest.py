@@ -163,3 +163,15 @@ def postgres_url() -> Iterator[str]:
     finally:
         pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+_SESSION_STARTED = time.time()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_the_local_prefect_server() -> Iterator[None]:
+    """Stop the local Prefect server that CLI subprocesses of this session started, if any."""
+    yield
+    from flows.prefect_api import stop_local_server
+
+    stop_local_server(started_after=_SESSION_STARTED)
