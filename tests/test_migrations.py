@@ -46,12 +46,22 @@ def test_an_old_catalog_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) ->
                 " VALUES (1, '2020-10-10 10:00:00', 'finished', '{}', 1, 1, 0, 0, 1, 10)"
             )
         )
+        # A capture of that run: later migrations must not drop the table it references.
+        connection.execute(
+            text(
+                "INSERT INTO captures (id, record_id, run_id, url, captured_at, size, warc_file,"
+                " warc_offset, warc_length) VALUES (1, '<urn:uuid:1>', 1, 'http://127.0.0.1/',"
+                " '2020-10-10 10:00:00', 10, 'a.warc.gz', 0, 100)"
+            )
+        )
     old.dispose()
 
     engine = engine_for(url)  # opening the catalog applies what is missing
     columns = {c["name"] for c in inspect(engine).get_columns("captures")}
     with engine.connect() as connection:
         saved = connection.execute(text("SELECT bytes_deduplicated FROM crawl_runs")).scalar()
+        failed = connection.execute(text("SELECT units_failed FROM crawl_runs")).scalar()
     forget_engine(url)
     assert {"record_type", "refers_to"} <= columns
     assert saved == 0
+    assert failed == 0

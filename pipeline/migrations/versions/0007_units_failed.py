@@ -18,11 +18,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# A plain RENAME COLUMN (SQLite >= 3.25, PostgreSQL): a batch operation would recreate
+# crawl_runs, which captures and outcomes reference, and fail with foreign keys on.
 def upgrade() -> None:
-    with op.batch_alter_table("crawl_runs", schema=None) as batch_op:
-        batch_op.alter_column("batches_failed", new_column_name="units_failed")
+    op.execute("ALTER TABLE crawl_runs RENAME COLUMN batches_failed TO units_failed")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("crawl_runs", schema=None) as batch_op:
-        batch_op.alter_column("units_failed", new_column_name="batches_failed")
+    op.execute("ALTER TABLE crawl_runs RENAME COLUMN units_failed TO batches_failed")
