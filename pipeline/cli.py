@@ -153,13 +153,6 @@ def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
 @click.option("--city", help="Only links of this city.")
 @click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
 @click.option("--source", help="Only links listed by this source (imported first if new).")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 10000),
-    default=50,
-    show_default=True,
-    help="Most links per crawl process (each host's links stay in one process).",
-)
 @click.pass_context
 def crawl(
     ctx: click.Context,
@@ -167,11 +160,14 @@ def crawl(
     city: str | None,
     kind: str | None,
     source: str | None,
-    batch_size: int,
 ) -> None:
-    """Archive the selected links (every link when nothing is selected)."""
+    """Archive the selected links (every link when nothing is selected).
+
+    One crawl process per core (LINKARCHIVE_CRAWL_PROCESSES), each owning whole hosts;
+    captures are indexed, and searchable, while the crawl runs.
+    """
     where = _home(ctx)
-    _run_crawl(where, country=country, city=city, kind=kind, source=source, batch_size=batch_size)
+    _run_crawl(where, country=country, city=city, kind=kind, source=source)
 
 
 def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
@@ -224,32 +220,41 @@ def _known_source(where: Paths, source: str) -> str | None:
 
 @contextmanager
 def _progress(where: Paths, started: float) -> Iterator[None]:
-    """Show links done / total of the running crawl, polling the catalog."""
+    """Show the running crawl's pages done / total, pages/s, bytes and failures, as its
+    crawl units report them; without a terminal (a web app job's log), a line every 5 s."""
     from sqlalchemy import select
 
     from pipeline.catalog.models import CrawlRun
-    from pipeline.catalog.runs import run_totals
+    from pipeline.progress import read_progress
 
     stop = threading.Event()
     columns = [TextColumn("[bold]Crawling"), BarColumn(), MofNCompleteColumn()]
-    columns += [TextColumn("links, {task.fields[captures]} captures"), TimeElapsedColumn()]
+    columns += [TextColumn("pages {task.fields[line]}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task("crawl", total=None, captures=0)
+        bar = progress.add_task("crawl", total=None, line="")
 
         def poll() -> None:
+            run_id, total, last_line = None, None, 0.0
             while not stop.wait(0.5):
                 try:
-                    with session_scope(where.database_url) as session:
-                        run = session.scalar(select(CrawlRun).order_by(CrawlRun.id.desc()).limit(1))
-                        if run is None or run.started_at.timestamp() < started - 5:
-                            continue
-                        totals = run_totals(session, run.id)
-                    progress.update(
-                        bar,
-                        total=run.links_total,
-                        completed=totals["links_done"],
-                        captures=totals["captures"],
+                    if run_id is None:
+                        with session_scope(where.database_url) as session:
+                            run = session.scalar(
+                                select(CrawlRun).order_by(CrawlRun.id.desc()).limit(1)
+                            )
+                            if run is None or run.started_at.timestamp() < started - 5:
+                                continue
+                            run_id, total = run.id, run.links_total
+                    figures = read_progress(where.jobs, run_id)
+                    rate = figures.pages / max(time.time() - started, 1e-3)
+                    line = (
+                        f"{rate:.1f}/s, {figures.requests} requests, "
+                        f"{figures.bytes / 1e6:.1f} MB, {figures.pages_failed} failed"
                     )
+                    progress.update(bar, total=total, completed=figures.pages, line=line)
+                    if not console.is_terminal and time.time() - last_line >= 5:
+                        last_line = time.time()
+                        console.print(f"progress: {figures.pages}/{total} pages, {line}")
                 except Exception:  # noqa: BLE001 - progress must never break a crawl
                     continue
 
@@ -650,7 +655,7 @@ def demo(ctx: click.Context) -> None:
     with ReplicaWorld() as world:
         say(f"Replica world up: index page at {world.index_url}")
         say(f"Data home: {where.home}")
-        _run_crawl(where, source=world.index_url, batch_size=50)
+        _run_crawl(where, source=world.index_url)
     from pipeline.catalog.fulltext import SearchQuery
     from pipeline.catalog.fulltext import search as run_search
     from pipeline.catalog.queries import status_summary

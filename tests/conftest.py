@@ -105,8 +105,31 @@ def crawled(
     from flows.crawl import crawl_flow
 
     home = tmp_path_factory.mktemp("home")
-    result = crawl_flow(source=world.index_url, home=str(home), batch_size=6)
+    result = crawl_flow(source=world.index_url, home=str(home))
     return {"home": home, "result": result, "world": world}
+
+
+@pytest.fixture(scope="session")
+def crawled_twice(crawled: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``crawled`` whose links with PNG images were crawled again: unchanged
+    payloads became revisit records. (Within one run, a payload two crawl units fetch at
+    once is stored by both: revisits are made against what is already indexed.)"""
+    import shutil
+
+    from sqlalchemy import select
+
+    from flows.crawl import crawl_flow
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import Media
+    from pipeline.config import paths
+
+    copy = tmp_path_factory.mktemp("twice") / "home"
+    shutil.copytree(crawled["home"], copy)
+    with session_scope(paths(copy).database_url) as session:
+        ids = sorted(set(session.scalars(select(Media.link_id).where(Media.url.like("%.png")))))
+    assert ids, "the replica world has PNG images"
+    crawl_flow(link_ids=ids, home=str(copy))
+    return copy
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,8 +107,8 @@ def test_csl_json(berlin: dict[str, Any]) -> None:
     assert berlin["record_id"] in item["note"] and berlin["payload_sha256"] in item["note"]
 
 
-def test_revisits_and_captures_without_metadata(crawled: dict[str, Any]) -> None:
-    url = paths(crawled["home"]).database_url
+def test_revisits_and_captures_without_metadata(crawled_twice: Path) -> None:
+    url = paths(crawled_twice).database_url
     with session_scope(url) as session:
         revisit = session.scalars(select(Capture).where(Capture.record_type == "revisit")).first()
         assert revisit is not None
