@@ -1,18 +1,26 @@
 """Benchmarks: ``make bench`` (or ``python -m bench.run``) rewrites docs/PERFORMANCE.md.
 
-Measures the WARC writer and reader, metadata extraction per page, and the whole crawl
-flow over the replica world side by side with ``wget --warc-file`` on the same links.
-Everything runs on 127.0.0.1. Figures are wall-clock on whatever machine runs this.
+Measures the WARC writer and reader, metadata extraction per page, the whole crawl flow
+over the replica world side by side with ``wget --warc-file`` on the same links, search
+latency, and the crawl engine against wget and bare Scrapy on a synthetic site
+(``bench/crawlbench.py``). Everything runs on loopback addresses. Figures are wall-clock
+on whatever machine runs this.
+
+``--only crawl`` runs the crawl-engine section alone (the others read "not run"),
+``--only others`` everything but it; ``--quick`` uses small crawl sizes and one run;
+``--runs N`` and ``--rss-sizes A,B`` override the crawl section's runs and RSS sizes.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import os
 import platform
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -253,33 +261,68 @@ def bench_search(documents: int = 20_000) -> list[list[str]]:
     return rows
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
+NOT_RUN = "_Not run in this invocation (see `--only`); run `make bench` for figures._"
+
+
+def table(header: list[str], rows: list[list[str]] | None) -> str:
+    if rows is None:
+        return NOT_RUN
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only",
+        choices=["crawl", "others"],
+        help="crawl: only the crawl-engine section; others: all but it",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="crawl section: 300/30/20x5 pages, 1 run, RSS at 500 and 2,000",
+    )
+    parser.add_argument("--runs", type=int, help="crawl section: runs per contender and shape")
+    parser.add_argument("--rss-sizes", help="crawl section: comma-separated page counts")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so servers and crawls started below are stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    crawl_env = dict(os.environ)  # before the replica section changes os.environ
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-prefect-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from pipeline.replica import ReplicaWorld
 
-    print("WARC writer/reader...", file=sys.stderr)
-    warc = bench_warc()
-    with ReplicaWorld() as world:
-        print("extraction...", file=sys.stderr)
-        extract = bench_extract(world)
-        print("crawl...", file=sys.stderr)
-        crawl = bench_crawl(world)
-    print("search...", file=sys.stderr)
-    search = bench_search()
+    warc = extract = crawl = search = None
+    if args.only != "crawl":
+        print("WARC writer/reader...", file=sys.stderr)
+        warc = bench_warc()
+        with ReplicaWorld() as world:
+            print("extraction...", file=sys.stderr)
+            extract = bench_extract(world)
+            print("crawl...", file=sys.stderr)
+            crawl = bench_crawl(world)
+        print("search...", file=sys.stderr)
+        search = bench_search()
+    engine = "## Crawl engine: `linkarchive crawl` beside wget and bare Scrapy\n\n" + NOT_RUN + "\n"
+    if args.only != "others":
+        from bench.crawlbench import config, crawl_section
+
+        sizes = tuple(int(n) for n in args.rss_sizes.split(",")) if args.rss_sizes else None
+        print("crawl engine...", file=sys.stderr)
+        engine = crawl_section(config(args.quick, args.runs, sizes), crawl_env)
     cpu = platform.processor() or platform.machine()
     text = f"""# Performance
 
 Measured by `make bench` (`bench/run.py`), which rewrites this file. Wall-clock figures
 on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},
-{datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}. Only 127.0.0.1 is involved.
+{datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}. Only loopback addresses are involved.
 Figures vary by ±30% between runs on a shared machine; compare runs on one machine.
 
 ## WARC writing and reading (`archive/`)
@@ -307,7 +350,7 @@ less work; the comparison shows what the extra completeness costs.
 
 Where the crawl flow's time goes (seconds):
 
-{table(["part", "seconds"], BREAKDOWN)}
+{table(["part", "seconds"], BREAKDOWN if crawl else None)}
 
 Each host's links stay in one crawl process (per-host politeness holds across the two
 processes running at once), so the largest host's batch bounds the crawl; the replica's
@@ -320,12 +363,13 @@ and every facet's counts; the median of 20 runs, in milliseconds, on SQLite (FTS
 
 Over the catalog the crawl above built:
 
-{table(["query", "results", "ms"], SEARCH_REPLICA)}
+{table(["query", "results", "ms"], SEARCH_REPLICA if crawl else None)}
 
 Over a synthetic catalog of 20,000 links, each page 300 words drawn from 2,000:
 
 {table(["query", "results", "ms"], search)}
-"""
+
+{engine}"""
     OUT.write_text(text, encoding="utf-8")
     print(f"wrote {OUT}", file=sys.stderr)
     return 0
