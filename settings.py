@@ -26,7 +26,8 @@ def _env_bool(name: str, default: bool) -> bool:
 
 
 BOT_NAME = "linkarchive"
-SPIDER_MODULES = ["spiders"]
+# Crawls name their spider class (spiders.run); no module walk at start-up (a second).
+SPIDER_MODULES: list[str] = []
 
 # --- Who we are -----------------------------------------------------------------------------
 USER_AGENT = _env(

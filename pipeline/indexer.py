@@ -13,7 +13,7 @@ crawl of one host keeps two cores busy, and a rebuild extracts exactly as a craw
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -190,19 +190,22 @@ def _index_file(
     session.flush()
     record_captures(session, new_captures)  # each capture's custody ledger: captured, indexed
     touched: set[int] = set()  # links whose latest capture may have changed
-    for record_id, when, context in contexts:
-        if context["format"] == SEED_FORMAT:
-            if not _seed_merged(session, context):
-                import_entries(
-                    session,
-                    context["location"],
-                    entries_from_context(context),
-                    link_ids=context.get("link_ids"),
-                    sha256=context.get("sha256"),
-                )
-        elif _apply_context(session, record_id, when, context, path.parent):
-            result.outcomes += 1
-            touched.add(context["link_id"])
+    for _, _, context in contexts:
+        if context["format"] == SEED_FORMAT and not _seed_merged(session, context):
+            import_entries(
+                session,
+                context["location"],
+                entries_from_context(context),
+                link_ids=context.get("link_ids"),
+                sha256=context.get("sha256"),
+            )
+    crawled = [c for c in contexts if c[2]["format"] == METADATA_FORMAT]
+    applier = _ContextApplier(session, crawled, [c for c, _ in new_captures], path.parent)
+    with session.no_autoflush:  # rows are looked up in bulk first, not flushed one by one
+        for record_id, when, context in crawled:
+            if applier.apply(record_id, when, context):
+                result.outcomes += 1
+                touched.add(context["link_id"])
     refresh_documents(session, touched)
     session.add(
         WarcFile(
@@ -335,39 +338,97 @@ def _media_kind(content_type: str | None) -> str | None:
     return major if major in ("image", "video", "audio") else None
 
 
-def _apply_context(
-    session: Session, record_id: str, when: datetime, context: dict, directory: Path
-) -> bool:
-    """Attach a metadata record's context to its captures; True if it set a link outcome."""
-    link = session.get(Link, context.get("link_id") or 0)
-    if link is None:
-        return False
-    run_id = context.get("run_id")
-    chain = [
-        c
-        for c in (
-            session.scalar(select(Capture).where(Capture.record_id == rid))
-            for rid in context.get("chain", [])
+def _chunks(items: list, size: int = 500) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _ContextApplier:
+    """Attaches one file's crawl-context records to their captures and links.
+
+    What they refer to is looked up in a few bulk queries first: a file holds thousands of
+    records, and a query per record (with an autoflush each) made indexing slower than
+    crawling. Captures new in this file cannot have media, outcomes or metadata yet.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        contexts: list[tuple[str, datetime, dict]],
+        new: list[Capture],
+        directory: Path,
+    ) -> None:
+        self.session = session
+        self.directory = directory
+        self.new = {id(c) for c in new}
+        self.captures = {c.record_id: c for c in new}
+        wanted = sorted(
+            {rid for _, _, c in contexts for rid in c.get("chain", [])} - set(self.captures)
         )
-        if c is not None
-    ]
-    role = context.get("role", "page")
-    for capture in chain[:-1]:
-        capture.link_id = capture.link_id or link.id
-        # A 3xx, or a 2xx that led on (a meta refresh), is a redirect; else a retried attempt.
-        is_redirect = capture.http_status is not None and 200 <= capture.http_status < 400
-        capture.role = capture.role or ("redirect" if is_redirect else "attempt")
-    final = chain[-1] if chain else None
-    if final is not None:
-        final.link_id = final.link_id or link.id
-        final.role = final.role or role
-        kind = _media_kind(final.content_type)
-        if role != "page" and kind and final.http_status == 200:
-            exists = session.scalar(
-                select(Media).where(Media.link_id == link.id, Media.capture_id == final.id)
+        for chunk in _chunks(wanted):
+            for capture in session.scalars(select(Capture).where(Capture.record_id.in_(chunk))):
+                self.captures[capture.record_id] = capture
+        link_ids = sorted({c.get("link_id") for _, _, c in contexts if c.get("link_id")})
+        self.links: dict[int, Link] = {}
+        for chunk in _chunks(link_ids):
+            self.links.update(
+                (k.id, k) for k in session.scalars(select(Link).where(Link.id.in_(chunk)))
             )
-            if exists is None:
-                session.add(
+        record_ids = [rid for rid, _, c in contexts if c.get("outcome")]
+        self.outcomes_done: set[str] = set()
+        for chunk in _chunks(record_ids):
+            self.outcomes_done.update(
+                session.scalars(
+                    select(CrawlOutcome.metadata_record_id).where(
+                        CrawlOutcome.metadata_record_id.in_(chunk)
+                    )
+                )
+            )
+        self.media: set[tuple[int, int]] = set()  # (link, capture) pairs added here
+        self.described: set[int] = set()  # captures given page metadata here
+
+    def _has_media(self, link_id: int, capture: Capture) -> bool:
+        if (link_id, capture.id) in self.media:
+            return True
+        if id(capture) in self.new:
+            return False
+        return (
+            self.session.scalar(
+                select(Media.id).where(Media.link_id == link_id, Media.capture_id == capture.id)
+            )
+            is not None
+        )
+
+    def _has_metadata(self, capture: Capture) -> bool:
+        if capture.id in self.described:
+            return True
+        return (
+            id(capture) not in self.new
+            and self.session.get(PageMetadataRow, capture.id) is not None
+        )
+
+    def apply(self, record_id: str, when: datetime, context: dict) -> bool:
+        """Attach one context to its captures; True if it set a link outcome."""
+        link = self.links.get(context.get("link_id") or 0)
+        if link is None:
+            return False
+        run_id = context.get("run_id")
+        chain = [self.captures[rid] for rid in context.get("chain", []) if rid in self.captures]
+        role = context.get("role", "page")
+        for capture in chain[:-1]:
+            capture.link_id = capture.link_id or link.id
+            # A 3xx, or a 2xx that led on (a meta refresh), is a redirect; else a retried attempt.
+            is_redirect = capture.http_status is not None and 200 <= capture.http_status < 400
+            capture.role = capture.role or ("redirect" if is_redirect else "attempt")
+        final = chain[-1] if chain else None
+        if final is not None:
+            final.link_id = final.link_id or link.id
+            final.role = final.role or role
+            kind = _media_kind(final.content_type)
+            wanted = role != "page" and kind and final.http_status == 200
+            if wanted and not self._has_media(link.id, final):
+                self.media.add((link.id, final.id))
+                self.session.add(
                     Media(
                         link_id=link.id,
                         capture_id=final.id,
@@ -377,35 +438,35 @@ def _apply_context(
                         url=final.url,
                     )
                 )
-    outcome = context.get("outcome")
-    if role != "page" or not outcome:
-        return False
-    if session.scalar(select(CrawlOutcome).where(CrawlOutcome.metadata_record_id == record_id)):
-        return False
-    session.add(
-        CrawlOutcome(
-            link_id=link.id,
-            run_id=run_id,
-            status=outcome["status"],
-            http_status=outcome.get("http_status"),
-            final_url=outcome.get("final_url"),
-            error=outcome.get("error"),
-            capture_id=final.id if final else None,
-            metadata_record_id=record_id,
-            checked_at=when,
+        outcome = context.get("outcome")
+        if role != "page" or not outcome or record_id in self.outcomes_done:
+            return False
+        self.outcomes_done.add(record_id)
+        self.session.add(
+            CrawlOutcome(
+                link_id=link.id,
+                run_id=run_id,
+                status=outcome["status"],
+                http_status=outcome.get("http_status"),
+                final_url=outcome.get("final_url"),
+                error=outcome.get("error"),
+                capture_id=final.id if final else None,
+                metadata_record_id=record_id,
+                checked_at=when,
+            )
         )
-    )
-    if final is not None and session.get(PageMetadataRow, final.id) is None:
-        extracted = context.get("metadata") or _extract_page(final, directory)
-        if extracted:
-            session.add(_metadata_row(final.id, extracted))
-    if link.updated_at is None or when >= link.updated_at:
-        # A page a check found changed stays "changed" when its new version is archived:
-        # it still differs from what was first preserved.
-        if not (link.status == "changed" and outcome["status"] == "alive"):
-            link.status = outcome["status"]
-        link.final_url = outcome.get("final_url")
-        link.updated_at = when
-        if final is not None:  # a 404 is a capture too: the evidence that the page is gone
-            link.last_capture_id = final.id
-    return True
+        if final is not None and not self._has_metadata(final):
+            extracted = context.get("metadata") or _extract_page(final, self.directory)
+            if extracted:
+                self.described.add(final.id)
+                self.session.add(_metadata_row(final.id, extracted))
+        if link.updated_at is None or when >= link.updated_at:
+            # A page a check found changed stays "changed" when its new version is archived:
+            # it still differs from what was first preserved.
+            if not (link.status == "changed" and outcome["status"] == "alive"):
+                link.status = outcome["status"]
+            link.final_url = outcome.get("final_url")
+            link.updated_at = when
+            if final is not None:  # a 404 is a capture too: the evidence that the page is gone
+                link.last_capture_id = final.id
+        return True

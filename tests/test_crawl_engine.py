@@ -24,9 +24,9 @@ from pipeline.progress import read_progress
 pytestmark = pytest.mark.e2e
 
 HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
-PAGES_PER_HOST = 12
+PAGES_PER_HOST = 16
 PER_HOST = 2  # LINKARCHIVE_CONCURRENT_REQUESTS_PER_HOST for these crawls
-DELAY = 0.08  # seconds each response takes
+DELAY = 0.2  # seconds each response takes: the crawl lasts long enough to watch
 
 
 class Site:
