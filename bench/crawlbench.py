@@ -101,6 +101,7 @@ class Measurement:
     requests: int | None = None
     bytes_written: int | None = None
     note: str = ""
+    strays: int = 0  # processes the command left running (killed by the bench)
 
 
 @dataclass
@@ -145,11 +146,11 @@ def run_tree(cmd: list[str], *, env: dict[str, str], cwd: Path, log: Path, timeo
         kill_group(proc, grace=2.0)
 
 
-def kill_strays(marker: Path) -> None:
+def kill_strays(marker: Path) -> int:
     """Kill processes whose command line or environment names ``marker`` (a scratch folder
     made for one run): daemons a command detached from its process group, such as a server
     started with a session of its own."""
-    needle = str(marker).encode()
+    needle, killed = str(marker).encode(), 0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
@@ -161,6 +162,8 @@ def kill_strays(marker: Path) -> None:
             say(f"  killing stray process {proc.name}: {seen[:120]!r}")
             with suppress(OSError):
                 os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def measured(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> Measurement:
@@ -236,6 +239,8 @@ def run_linkarchive(site: Site, urls: Path, work: Path, ctx: Context) -> Measure
     env.pop("PREFECT_API_URL", None)
     if ctx.api_url:
         env["PREFECT_API_URL"] = ctx.api_url
+    else:  # a fresh Prefect home, inside the run's folder: what it starts is swept with it
+        env["PREFECT_HOME"] = str(work / "prefect-home")
     cli = linkarchive_cmd()
     status = run_tree(
         [*cli, "--home", str(home), "seeds", "import", str(seeds)],
@@ -305,8 +310,7 @@ def one_run(name: str, runner: Runner, site: Site, urls: Path, ctx: Context) -> 
         result = runner(site, urls, work, ctx)
     except Exception as exc:  # noqa: BLE001 - one failed run must not end the benchmark
         result = Measurement(False, note=f"{type(exc).__name__}: {exc}")
-    finally:
-        kill_strays(work)
+    result.strays = kill_strays(work)
     verdict = "ok" if result.ok else f"FAILED ({result.note}; kept {work})"
     say(
         f"  {name}: {result.wall_s:.1f} s wall, {result.cpu_s:.1f} s CPU, "
@@ -408,12 +412,12 @@ def bench_prefect_start(ctx: Context) -> list[tuple[str, Measurement]]:
     with Site(1, 1, 0) as site:
         urls = ctx.scratch / "urls-one.txt"
         urls.write_text("\n".join(site.urls) + "\n")
-        fresh = ctx.scratch / "prefect-temporary-home"
-        temporary = Context({**ctx.env, "PREFECT_HOME": str(fresh)}, ctx.scratch, None)
+        temporary = Context(ctx.env, ctx.scratch, None)
         say("one link, PREFECT_API_URL unset (Prefect's temporary server)")
         rows.append(
             (
-                "unset: Prefect starts its temporary server (fresh PREFECT_HOME)",
+                "unset: the CLI gets a server itself (Prefect's temporary one today), fresh "
+                "PREFECT_HOME",
                 one_run(LINKARCHIVE, run_linkarchive, site, urls, temporary),
             )
         )
@@ -502,11 +506,32 @@ def shape_table(result: ShapeResult) -> str:
             f"{_num(s.requests, 6)} | {_num(s.cpu_per_1000)} | {cpu} | {_num(s.rss_mb)} | "
             f"{written} |"
         )
-    notes = [f"{name}: {note}" for name, s in sums.items() for note in s.notes]
+    notes = [f"- failed run — {name}: {note}" for name, s in sums.items() for note in s.notes]
+    for name, runs in result.results.items():
+        left = sum(m.strays for m in runs)
+        if left:
+            notes.append(
+                f"- {name} left {left} process(es) running after its runs (killed by "
+                "the bench; their CPU after the run is in no row)"
+            )
     if notes:
-        lines.append("")
-        lines += [f"- failed run — {note}" for note in notes]
+        lines += ["", *notes]
     return "\n".join(lines)
+
+
+def revision() -> str:
+    """The commit of the code measured, ``-dirty`` with uncommitted changes."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def machine() -> str:
@@ -579,8 +604,8 @@ and revisit records (for bare Scrapy, its request count). CPU: user+system secon
 command's whole process tree; peak RSS: its largest process (`bench/measure.py`); the site
 server's CPU is in no row. "vs wget / Scrapy": this row's figure divided by wget's and
 by bare Scrapy's. Machine: {machine()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;
-this section took {took / 60:.0f} min. The machine may be shared: compare rows of one
-run.{quick}"""
+code at commit {revision()}; this section took {took / 60:.0f} min. The machine may be
+shared: compare rows of one run.{quick}"""
     heading, _, paragraph = intro.partition("\n\n")
     wrapped = textwrap.fill(
         " ".join(paragraph.split()), width=92, break_long_words=False, break_on_hyphens=False
@@ -612,18 +637,23 @@ run.{quick}"""
             "each)\n\nWhether memory stays flat as the crawl gets longer.\n\n" + "\n".join(lines)
         )
     if prefect:
-        lines = ["| PREFECT_API_URL | seconds | CPU s | peak RSS MB |", "|---|---|---|---|"]
+        lines = [
+            "| PREFECT_API_URL | seconds | CPU s | peak RSS MB | processes left running |",
+            "|---|---|---|---|---|",
+        ]
         for label, m in prefect:
             cells = (
-                f"{m.wall_s:.1f} | {m.cpu_s:.1f} | {_num(m.maxrss_kib / 1024)}"
+                f"{m.wall_s:.1f} | {m.cpu_s:.1f} | {_num(m.maxrss_kib / 1024)} | {m.strays}"
                 if m.ok
-                else f"failed: {m.note} | | "
+                else f"failed: {m.note} | | | {m.strays}"
             )
             lines.append(f"| {label} | {cells} |")
         parts.append(
             "### Prefect's share: `linkarchive crawl` of one link, run once each\n\n"
             "Every run in the tables above used a Prefect API server that was already "
-            "running, so they time the crawl, not Prefect's start.\n\n" + "\n".join(lines)
+            "running, so they time the crawl, not Prefect's start. Processes a run leaves "
+            "running (such as a detached Prefect server) are killed after it; the CPU they "
+            "use is not counted.\n\n" + "\n".join(lines)
         )
     return "\n\n".join(parts) + "\n"
 
