@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 from sqlalchemy import func, select
@@ -43,17 +44,27 @@ class DedupIndex:
     crawl's own digests are remembered up to ``memory`` entries (least recently used
     forgotten first), so a long crawl's memory stays flat; the catalog, which the flow
     fills while the crawl runs, answers for older ones. The catalog is asked only when a
-    :class:`DigestFilter` of its digests (read once, when the first lookup is made) and of
-    this crawl's says the payload may be there: most payloads of a crawl are new, and a
-    query for each would cost a tenth of the crawl's CPU. A payload another process
-    archived after this one started is then stored again, not made a revisit: a little
-    space, never a wrong reference.
+    :class:`DigestFilter` of its digests and of this crawl's says the payload may be there:
+    most payloads of a crawl are new, and a query for each would cost a tenth of the
+    crawl's CPU. The filter takes in what the catalog indexed since, every ``refresh``
+    seconds; a payload another process is archiving at the same moment, not indexed yet,
+    is stored again rather than made a revisit: a little space, never a reference to a
+    record not yet committed.
     """
 
-    def __init__(self, database_url: str | None, min_size: int = 0, memory: int = 50_000) -> None:
+    def __init__(
+        self,
+        database_url: str | None,
+        min_size: int = 0,
+        memory: int = 50_000,
+        refresh: float = 2.0,
+    ) -> None:
         self.database_url = database_url
         self.min_size = min_size
         self.memory = memory
+        self.refresh = refresh
+        self._known_upto = 0  # the highest capture id the filter has taken in
+        self._refreshed = 0.0
         self._seen: OrderedDict[str, Original] = OrderedDict()
         self._session: Session | None = None
         self._filter: DigestFilter | None = None
@@ -69,7 +80,9 @@ class DedupIndex:
         if self.database_url:
             if self._session is None:
                 self._session = Session(engine_for(self.database_url))
-                self._filter = self._catalog_digests(self._session)
+                self._filter = DigestFilter(self._capture_count(self._session) + 100_000)
+            if time.monotonic() - self._refreshed >= self.refresh:
+                self._take_in_new_digests(self._session)
             if self._filter is not None and payload_sha256 not in self._filter:
                 return None
             try:
@@ -81,15 +94,26 @@ class DedupIndex:
         return found
 
     @staticmethod
-    def _catalog_digests(session: Session) -> DigestFilter:
-        count = session.scalar(select(func.count(Capture.id))) or 0
-        digests = DigestFilter(count + 100_000)
-        query = select(Capture.payload_sha256).where(Capture.record_type == "response")
-        for digest in session.scalars(query.execution_options(yield_per=10_000)):
-            if digest:
-                digests.add(digest)
-        session.rollback()
-        return digests
+    def _capture_count(session: Session) -> int:
+        return session.scalar(select(func.count(Capture.id))) or 0
+
+    def _take_in_new_digests(self, session: Session) -> None:
+        """Add to the filter the digests of responses indexed since the last time."""
+        assert self._filter is not None
+        query = (
+            select(Capture.id, Capture.payload_sha256)
+            .where(Capture.record_type == "response", Capture.id > self._known_upto)
+            .order_by(Capture.id)
+            .execution_options(yield_per=10_000)
+        )
+        try:
+            for capture_id, digest in session.execute(query):
+                if digest:
+                    self._filter.add(digest)
+                self._known_upto = capture_id
+        finally:
+            session.rollback()
+        self._refreshed = time.monotonic()
 
     def remember(self, payload_sha256: str, original: Original) -> None:
         """Note a payload this crawl has just archived in full."""

@@ -66,3 +66,41 @@ def test_second_crawl_stores_revisits_that_resolve_to_the_original(
         text=True,
     )
     assert check.returncode == 0, check.stdout
+
+
+def test_the_digest_filter_takes_in_what_the_catalog_indexes_meanwhile(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from spiders.dedup import DedupIndex
+
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    digests = [f"{n:064x}" for n in (0xA1, 0xB2)]
+
+    def index_capture(number: int) -> None:  # as the flow's indexer does while a unit runs
+        with session_scope(url) as session:
+            session.add(
+                Capture(
+                    record_id=f"<urn:uuid:{number}>",
+                    url=f"http://127.0.0.1/{number}",
+                    captured_at=datetime(2026, 12, 5),
+                    size=10,
+                    warc_file="a.warc.gz",
+                    warc_offset=number,
+                    warc_length=1,
+                    record_type="response",
+                    payload_sha256=digests[number],
+                )  # fmt: skip
+            )
+
+    eager, lazy = DedupIndex(url, refresh=0), DedupIndex(url, refresh=3600)
+    assert eager.lookup(digests[0], 10) is None and lazy.lookup(digests[0], 10) is None
+    index_capture(0)
+    found = eager.lookup(digests[0], 10)
+    assert found is not None and found.record_id == "<urn:uuid:0>"
+    # Not taken in yet: stored again rather than a revisit, never a wrong reference.
+    assert lazy.lookup(digests[0], 10) is None
+    assert eager.lookup(digests[1], 10) is None  # absent: the filter answers
+    index_capture(1)
+    assert eager.lookup(digests[1], 10) is not None
+    eager.close()
+    lazy.close()

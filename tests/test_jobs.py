@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -260,3 +261,16 @@ def test_only_one_crawl_or_check_runs_at_a_time(where: Paths, world: Any) -> Non
     check = jobs.start_check(where, "bob", country="Austria")
     jobs.cancel_job(where, check.id, "carol")
     assert wait_until_done(where, check.id).state == "cancelled"
+
+
+def test_a_crawl_job_logs_its_progress_per_page(where: Paths, world: Any) -> None:
+    job = jobs.start_crawl(where, "ann", country="Austria")
+    done = wait_until_done(where, job.id)
+    assert done.state == "succeeded", done.log_tail
+    # The job page shows the log's tail: pages done of the total, rate, bytes, failures.
+    progress = [line for line in done.log_tail.splitlines() if line.startswith("progress:")]
+    assert progress, done.log_tail
+    assert re.search(
+        r"progress: \d+/\d+ pages, [\d.]+/s, \d+ requests, [\d.]+ MB, \d+ failed", progress[-1]
+    )
+    assert "Crawl run" in done.log_tail
