@@ -97,6 +97,17 @@ DOWNLOADER_MIDDLEWARES = {
     # Above the decompression (590) and RedirectMiddleware (600): sees every
     # response, redirects and errors included, with the wire bytes of each attempt.
     "spiders.middlewares.WarcCaptureMiddleware": 950,
+    # Not used, and each costs every request: no allowed_domains (the allowlist is ours),
+    # no proxies (wire capture does not go through them; a proxy from the environment
+    # would silently turn records into reconstructions).
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
+}
+SPIDER_MIDDLEWARES = {
+    # Depth is bounded by the spider's own scope (a link, its requisites, a gallery's
+    # pages); the meta-copy check is a development aid. Each runs on every item.
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
 }
 ITEM_PIPELINES = {
     "spiders.pipelines.WarcMetadataPipeline": 300,
