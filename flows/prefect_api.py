@@ -344,20 +344,34 @@ def use_local_server() -> str:
     return state["url"]
 
 
+def _supervisors(directory: Path) -> list[int]:
+    """Every live supervisor of ``directory``, recorded or not (one whose record was lost)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError):
+            if _is_supervisor(int(proc.name), directory):
+                found.append(int(proc.name))
+    return found
+
+
 def stop_local_server(home: Path | None = None, started_after: float | None = None) -> bool:
     """Stop the local server of ``home`` (default: this Prefect home); False if none ran.
 
-    With ``started_after`` (a ``time.time()``), a server started earlier is left running."""
+    With ``started_after`` (a ``time.time()``), a server started earlier is left running;
+    without, any other supervisor of this home left without a record is stopped too."""
     directory = state_dir(home)
     if not directory.exists():
         return False
     with _locked(directory):
         state = read_state(directory)
-        if state is None or (started_after is not None and state["started"] < started_after):
+        if started_after is not None and (state is None or state["started"] < started_after):
             return False
-        stopped = _alive(state["pid"]) and _is_supervisor(state["pid"], directory)
-        if stopped:
-            _stop_group(state["pid"])
+        stopped = False
+        recorded = [state["pid"]] if state is not None else []
+        for pid in recorded + ([] if started_after is not None else _supervisors(directory)):
+            if _alive(pid) and _is_supervisor(pid, directory):
+                _stop_group(pid)
+                stopped = True
         _remove_state(directory)
         return stopped
 

@@ -197,4 +197,7 @@ def _stop_the_local_prefect_server() -> Iterator[None]:
     yield
     from flows.prefect_api import stop_local_server
 
-    stop_local_server(started_after=_SESSION_STARTED)
+    if os.environ.get("PREFECT_HOME") == _PREFECT_HOME:  # this session's own: every server in it
+        stop_local_server()
+    else:
+        stop_local_server(started_after=_SESSION_STARTED)
