@@ -149,7 +149,7 @@ def bench_crawl(world: object) -> list[list[str]]:
     result = crawl_flow(source=world.index_url, home=str(home))  # type: ignore[attr-defined]
     took = time.perf_counter() - started
     size = sum(p.stat().st_size for p in (home / "warcs").glob("*.warc.gz"))
-    results = [json.loads(p.read_text()) for p in (home / "jobs").glob("*.result.json")]
+    results = [json.loads(p.read_text()) for p in (home / "jobs").glob("run*/*.result.json")]
     scrapy = [r["stats"]["elapsed_time_seconds"] for r in results]
     rows = [["linkarchive crawl flow (Prefect + Scrapy subprocesses)",
              f"{result['links_total']}", f"{result['captures']}", f"{took:.1f}",
@@ -263,6 +263,9 @@ def bench_search(documents: int = 20_000) -> list[list[str]]:
 
 NOT_RUN = "_Not run in this invocation (see `--only`); run `make bench` for figures._"
 
+# Profiled by hand (py-spy) while rebuilding the engine: where a crawl's CPU goes.
+PROFILE = (Path(__file__).resolve().parent / "profile.md").read_text(encoding="utf-8")
+
 
 def table(header: list[str], rows: list[list[str]] | None) -> str:
     if rows is None:
@@ -340,9 +343,9 @@ Every replica page that answers 200, the median of five runs each.
 
 ## Whole crawl over the replica world
 
-The crawl flow (seed import, Scrapy subprocesses sharded by host, two at a time, WARC
-writing, indexing into SQLite) against wget over the
-same link list. wget fetches page requisites only: it neither follows gallery
+The crawl flow (seed import, crawl units of whole hosts, one Scrapy process per core,
+WARC writing, indexing into SQLite while the units run) against wget over the same link
+list. wget fetches page requisites only: it neither follows gallery
 pagination nor fetches full-size images, video files or extracts metadata, so it does
 less work; the comparison shows what the extra completeness costs.
 
@@ -352,9 +355,9 @@ Where the crawl flow's time goes (seconds):
 
 {table(["part", "seconds"], BREAKDOWN if crawl else None)}
 
-Each host's links stay in one crawl process (per-host politeness holds across the two
-processes running at once), so the largest host's batch bounds the crawl; the replica's
-news site holds 16 of the 25 links.
+Each host's links stay in one crawl process (per-host politeness holds across the
+processes running at once), so the unit holding the largest host bounds the crawl; the
+replica's news site holds 16 of the 25 links.
 
 ## Full-text search (`pipeline/catalog/fulltext.py`)
 
@@ -369,7 +372,9 @@ Over a synthetic catalog of 20,000 links, each page 300 words drawn from 2,000:
 
 {table(["query", "results", "ms"], search)}
 
-{engine}"""
+{engine}
+
+{PROFILE}"""
     OUT.write_text(text, encoding="utf-8")
     print(f"wrote {OUT}", file=sys.stderr)
     return 0

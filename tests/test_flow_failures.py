@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,14 @@ def test_a_killed_unit_keeps_what_it_archived(
         captured = set(session.scalars(select(Capture.url)))
     assert status == {"link report": "alive", "hangs": "error"}
     assert f"{half_hanging_site}/report" in captured
+    # Each retry indexed what the killed attempt archived and crawled only the rest.
+    units = paths(home).jobs / f"run{result['run_id']:05d}"
+    attempts = {
+        path.name.split(".")[0]: [json.loads(line)["url"] for line in path.read_text().splitlines()]
+        for path in sorted(units.glob("unit001-a*.links.jsonl"))
+    }
+    assert attempts == {
+        "unit001-a1": [f"{half_hanging_site}/report", f"{half_hanging_site}/never"],
+        "unit001-a2": [f"{half_hanging_site}/never"],
+        "unit001-a3": [f"{half_hanging_site}/never"],
+    }
