@@ -120,7 +120,9 @@ EXTENSIONS = {
 }
 LINKARCHIVE_PROGRESS_FILE = ""  # set per crawl unit by spiders.run
 LINKARCHIVE_PROGRESS_INTERVAL = 0.5
-LINKARCHIVE_WARC_ROTATE_SECONDS = _env_float("WARC_ROTATE_SECONDS", 10.0)
+# The most seconds a WARC file stays open (it closes sooner early in a crawl: see
+# spiders.extensions.WarcRotation); closed files are indexed while the crawl goes on.
+LINKARCHIVE_WARC_ROTATE_SECONDS = _env_float("WARC_ROTATE_SECONDS", 60.0)
 # Assets (stylesheets, images) remembered per process so links sharing them fetch them once;
 # bounded so a long crawl's memory stays flat (a forgotten asset is fetched again: a revisit).
 LINKARCHIVE_ASSET_MEMORY = _env_int("ASSET_MEMORY", 20_000)

@@ -88,16 +88,19 @@ class CrawlProgress:
 
 
 class WarcRotation:
-    """Close the WARC file being written once it is ``LINKARCHIVE_WARC_ROTATE_SECONDS`` old.
+    """Close the WARC file being written once it is old enough, so the flow indexes it.
 
-    Only closed files are indexed (no catalog row may point into an unfinished file), so a
-    long crawl closes its file every few seconds and the flow indexes it while the crawl
-    goes on. 0 turns it off: files then close at the size limit and at the end.
+    Only closed files are indexed (no catalog row may point into an unfinished file). A
+    file closes when it is a tenth of the crawl's age old, at least 1 s and at most
+    ``LINKARCHIVE_WARC_ROTATE_SECONDS``: a short crawl is indexed almost as it goes (little
+    is left to index when it ends), a long one writes a file a minute, not thousands.
+    0 turns it off: files then close at the size limit and at the end.
     """
 
     def __init__(self, store: WarcStore, seconds: float) -> None:
         self.store = store
         self.seconds = seconds
+        self.started = time.monotonic()
         self._loop = LoopingCall(self.rotate)
 
     @classmethod
@@ -111,11 +114,16 @@ class WarcRotation:
         return ext
 
     def opened(self, spider: Any) -> None:
-        self._loop.start(min(1.0, self.seconds), now=False)
+        self.started = time.monotonic()
+        self._loop.start(min(0.5, self.seconds), now=False)
 
     def closed(self, spider: Any) -> None:
         if self._loop.running:
             self._loop.stop()
 
+    def age_limit(self) -> float:
+        """How old the current file may grow, now."""
+        return min(self.seconds, max(1.0, (time.monotonic() - self.started) / 10))
+
     def rotate(self) -> None:
-        self.store.writer.close_if_older(self.seconds)
+        self.store.writer.close_if_older(self.age_limit())

@@ -174,3 +174,14 @@ def test_units_keep_hosts_polite_and_are_indexed_while_they_run(
     assert set(writers) == set(HOSTS)
     assert all(len(pids) == 1 for pids in writers.values()), writers
     assert len(set().union(*writers.values())) == min(PROCESSES, len(HOSTS))  # one per unit
+
+
+def test_warc_files_close_sooner_early_in_a_crawl_and_at_most_each_cap() -> None:
+    from spiders.extensions import WarcRotation
+
+    rotation = WarcRotation(store=None, seconds=60)  # type: ignore[arg-type]
+    ages = []
+    for crawl_age in (0, 5, 100, 300, 5000):
+        rotation.started = time.monotonic() - crawl_age
+        ages.append(round(rotation.age_limit()))
+    assert ages == [1, 1, 10, 30, 60]
