@@ -109,11 +109,15 @@ class LinkSpider(scrapy.Spider):
 
     # --- requests -----------------------------------------------------------------------
     def _page_request(self, link: dict[str, Any], url: str, role: str) -> scrapy.Request:
+        # A link's gallery pages and assets go before new links (priority 1): each link is
+        # finished soon after it is started, so what waits in the scheduler stays small
+        # however long the crawl, and a link's capture is whole when it is indexed.
         return scrapy.Request(
             url,
             callback=self.parse_page,
             errback=self.failed,
             dont_filter=True,
+            priority=0 if role == "page" else 1,
             meta={
                 "la_link": link,
                 "la_role": role,
@@ -139,7 +143,7 @@ class LinkSpider(scrapy.Spider):
                     callback=self.parse_asset,
                     errback=self.failed,
                     dont_filter=True,  # de-duplicated here, per URL, across links
-                    priority=-1,
+                    priority=1,  # before new links: a page's assets never pile up behind
                     meta={"la_link": link, "la_role": role, "download_slot": urlsplit(url).netloc},
                 )
             elif link["link_id"] in asset.attached:
