@@ -123,6 +123,8 @@ LINKARCHIVE_PROGRESS_INTERVAL = 0.5
 # The most seconds a WARC file stays open (it closes sooner early in a crawl: see
 # spiders.extensions.WarcRotation); closed files are indexed while the crawl goes on.
 LINKARCHIVE_WARC_ROTATE_SECONDS = _env_float("WARC_ROTATE_SECONDS", 60.0)
+# ... and once it holds this many records (the indexer's memory follows a file's records).
+LINKARCHIVE_WARC_ROTATE_RECORDS = _env_int("WARC_ROTATE_RECORDS", 2000)
 # Assets (stylesheets, images) remembered per process so links sharing them fetch them once;
 # bounded so a long crawl's memory stays flat (a forgotten asset is fetched again: a revisit).
 LINKARCHIVE_ASSET_MEMORY = _env_int("ASSET_MEMORY", 20_000)

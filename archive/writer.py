@@ -249,6 +249,11 @@ class RotatingWarcWriter:
         """Bytes in the file being written (0 if none is open)."""
         return self._size
 
+    @property
+    def current_records(self) -> int:
+        """Records in the file being written after its warcinfo (0 if none is open)."""
+        return self._records_in_file
+
     def write(self, record: ArcWarcRecord) -> RecordLocation:
         """Append one record; return its location once it is flushed (and fsynced)."""
         return self.write_many([record])[0]
@@ -293,8 +298,9 @@ class RotatingWarcWriter:
             start += length
         return locations
 
-    def close_if_older(self, seconds: float) -> Path | None:
-        """Close the current file if it holds records and was opened ``seconds`` ago or more.
+    def close_if_older(self, seconds: float, records: int | None = None) -> Path | None:
+        """Close the current file if it holds records and was opened ``seconds`` ago or more
+        (or, with ``records``, holds that many records or more).
 
         A long crawl calls this periodically, so its records reach closed files (which
         alone are indexed) while it runs; the next write opens a new file.
@@ -302,7 +308,8 @@ class RotatingWarcWriter:
         with self._lock:
             if self._fh is None or not self._records_in_file:
                 return None
-            if time.monotonic() - self._opened_at < seconds:
+            old = time.monotonic() - self._opened_at >= seconds
+            if not old and (records is None or self._records_in_file < records):
                 return None
             final = self._final_path
             self._close_current()

@@ -93,13 +93,16 @@ class WarcRotation:
     Only closed files are indexed (no catalog row may point into an unfinished file). A
     file closes when it is a tenth of the crawl's age old, at least 1 s and at most
     ``LINKARCHIVE_WARC_ROTATE_SECONDS``: a short crawl is indexed almost as it goes (little
-    is left to index when it ends), a long one writes a file a minute, not thousands.
-    0 turns it off: files then close at the size limit and at the end.
+    is left to index when it ends), a long one writes a file a minute, not thousands. It
+    also closes at ``LINKARCHIVE_WARC_ROTATE_RECORDS`` records: the indexer holds a file's
+    rows in memory, so a fast crawl's files must not grow with its length.
+    0 seconds turns it off: files then close at the size limit and at the end.
     """
 
-    def __init__(self, store: WarcStore, seconds: float) -> None:
+    def __init__(self, store: WarcStore, seconds: float, records: int | None = None) -> None:
         self.store = store
         self.seconds = seconds
+        self.records = records
         self.started = time.monotonic()
         self._loop = LoopingCall(self.rotate)
 
@@ -108,7 +111,8 @@ class WarcRotation:
         seconds = crawler.settings.getfloat("LINKARCHIVE_WARC_ROTATE_SECONDS")
         if seconds <= 0 or not crawler.settings.getbool("LINKARCHIVE_WARC_ENABLED", True):
             raise NotConfigured
-        ext = cls(WarcStore.from_crawler(crawler), seconds)
+        records = crawler.settings.getint("LINKARCHIVE_WARC_ROTATE_RECORDS") or None
+        ext = cls(WarcStore.from_crawler(crawler), seconds, records)
         crawler.signals.connect(ext.opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.closed, signal=signals.spider_closed)
         return ext
@@ -126,4 +130,4 @@ class WarcRotation:
         return min(self.seconds, max(1.0, (time.monotonic() - self.started) / 10))
 
     def rotate(self) -> None:
-        self.store.writer.close_if_older(self.age_limit())
+        self.store.writer.close_if_older(self.age_limit(), self.records)

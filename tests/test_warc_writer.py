@@ -391,3 +391,15 @@ def test_group_commit_fsyncs_at_most_once_per_interval(
             w.write_many(exchange(f, i))
         assert len(synced) == before
     assert len(synced) > before  # closing always fsyncs
+
+
+def test_close_if_older_also_closes_a_file_with_enough_records(tmp_path: Path) -> None:
+    f = factory()
+    w = RotatingWarcWriter(tmp_path, factory=f, fsync=False)
+    for i in range(3):
+        w.write_many(exchange(f, i))  # two records each
+    assert w.current_records == 6
+    assert w.close_if_older(3600, records=7) is None  # young, and fewer records
+    assert w.close_if_older(3600, records=6) is not None
+    assert w.current_records == 0
+    w.close()
