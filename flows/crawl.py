@@ -66,9 +66,27 @@ def import_seeds(source: str, home: str) -> dict[str, Any]:
     return result.__dict__
 
 
+def _unit_links(home: str, run_id: int, number: int) -> Path:
+    """The links of a crawl unit, as planned (JSON Lines)."""
+    return run_folder(paths(home).jobs, run_id) / f"unit{number:03d}.links.jsonl"
+
+
+def _read_links(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def _write_links(path: Path, links: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for link in links:
+            out.write(json.dumps(link, ensure_ascii=False) + "\n")
+
+
 @task
-def open_run(selection: dict[str, Any], unit_size: int, home: str) -> tuple[int, list[list[dict]]]:
-    """Record a new crawl run; returns its id and the selected links in crawl units."""
+def open_run(selection: dict[str, Any], unit_size: int, home: str) -> tuple[int, list[int]]:
+    """Record a new crawl run and plan its crawl units; returns the run's id and the number
+    of links of each unit. The links themselves go to the units' files, not through
+    Prefect (which would hash and copy every parameter: memory growing with the crawl)."""
     from prefect.runtime import flow_run
 
     chosen = {k: v for k, v in selection.items() if k != "mode"}
@@ -78,7 +96,11 @@ def open_run(selection: dict[str, Any], unit_size: int, home: str) -> tuple[int,
         links = [link_context(link) for link in select_links(session, Selection(**chosen))]
         run = start_run(session, selection, len(links), flow_run_id=flow_run.id)
         run_id = run.id
-    return run_id, plan_units(links, processes=PROCESSES, unit_size=unit_size)
+    run_folder(paths(home).ensure().jobs, run_id).mkdir(parents=True, exist_ok=True)
+    units = plan_units(links, processes=PROCESSES, unit_size=unit_size)
+    for number, unit in enumerate(units, start=1):
+        _write_links(_unit_links(home, run_id, number), unit)
+    return run_id, [len(unit) for unit in units]
 
 
 @task(retries=2, retry_delay_seconds=1)
@@ -101,12 +123,11 @@ def index_pass(home: str) -> dict[str, Any]:
 def crawl_unit(
     run_id: int,
     number: int,
-    links: list[dict],
     home: str,
     timeout: float | None = None,
     mode: str = "crawl",
 ) -> dict[str, Any]:
-    """Crawl one unit in a Scrapy subprocess; returns the result it wrote.
+    """Crawl one unit (its planned links file) in a Scrapy subprocess; returns its result.
 
     A retry first indexes what the failed attempt archived, then crawls only the links
     that got no outcome. ``mode`` "check" fetches each link's page alone (archived all
@@ -117,18 +138,15 @@ def crawl_unit(
 
     where = paths(home).ensure()
     attempt = task_run.run_count or 1
+    links = _read_links(_unit_links(home, run_id, number))
     if attempt > 1:
         index_pass(home)
         with session_scope(where.database_url) as session:
             reached = reached_links(session, run_id)
         links = [link for link in links if link["link_id"] not in reached]
-    folder = run_folder(where.jobs, run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"unit{number:03d}-a{attempt}"
+    stem = run_folder(where.jobs, run_id) / f"unit{number:03d}-a{attempt}"
     links_path = stem.with_suffix(".links.jsonl")
-    with links_path.open("w", encoding="utf-8") as out:
-        for link in links:
-            out.write(json.dumps(link, ensure_ascii=False) + "\n")
+    _write_links(links_path, links)
     job = {
         "run_id": run_id,
         "unit": number,
@@ -211,12 +229,17 @@ def index_during_crawl(run_id: int, home: str) -> dict[str, Any]:
 
 
 @task
-def close_run(run_id: int, failed_links: list[int], units_failed: int, home: str) -> dict[str, Any]:
+def close_run(run_id: int, failed_units: list[int], home: str) -> dict[str, Any]:
     """Give failed units' unreached links an error outcome and store the run's totals."""
+    failed_links = [
+        link["link_id"]
+        for number in failed_units
+        for link in _read_links(_unit_links(home, run_id, number))
+    ]
     with session_scope(paths(home).database_url) as session:
         if failed_links:
             record_unreached(session, run_id, failed_links, "crawl unit failed")
-        run = finish_run(session, run_id, units_failed)
+        run = finish_run(session, run_id, len(failed_units))
         return {
             "run_id": run.id,
             "status": run.status,
@@ -261,23 +284,21 @@ def crawl_flow(
     done = _UNITS_DONE[run_id] = threading.Event()
     indexer = index_during_crawl.submit(run_id, home)
     futures = {
-        crawl_unit.submit(run_id, number, links, home, unit_timeout, mode): links
-        for number, links in enumerate(units, start=1)
+        crawl_unit.submit(run_id, number, home, unit_timeout, mode): number
+        for number in range(1, len(units) + 1)
     }
-    failed_links: list[int] = []
-    units_failed = 0
+    failed_units: list[int] = []
     try:
         for future in as_completed(list(futures)):
             if isinstance(future.result(raise_on_failure=False), BaseException):
-                units_failed += 1
-                failed_links += [link["link_id"] for link in futures[future]]
+                failed_units.append(futures[future])
     finally:
         done.set()
         indexed = indexer.result(raise_on_failure=False)
         _UNITS_DONE.pop(run_id, None)
     if isinstance(indexed, BaseException):  # its retries spent: one more pass, on its own
         index_new_warcs(home)
-    return close_run(run_id, failed_links, units_failed, home)
+    return close_run(run_id, sorted(failed_units), home)
 
 
 @task
