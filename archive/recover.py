@@ -17,7 +17,7 @@ from pathlib import Path
 from archive.reader import iter_records
 from archive.writer import OPEN_SUFFIX
 
-__all__ = ["Recovery", "recover_open_file", "stale_open_files", "writer_alive"]
+__all__ = ["Recovery", "process_alive", "recover_open_file", "stale_open_files", "writer_alive"]
 
 TORN_SUFFIX = ".torn"
 # IIPC-style names written by RotatingWarcWriter: ...-{serial}-{pid}~{host}.warc.gz.open
@@ -59,8 +59,13 @@ def writer_alive(path: Path, hostname: str | None = None) -> bool | None:
     here = re.sub(r"[^A-Za-z0-9._-]", "_", hostname or socket.gethostname())
     if match["host"] != here:
         return None
+    return process_alive(int(match["pid"]))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (one of another user's counts)."""
     try:
-        os.kill(int(match["pid"]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

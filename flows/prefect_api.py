@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from archive.recover import process_alive
+
 MODE_VARIABLE = "LINKARCHIVE_PREFECT_SERVER"
 IDLE_VARIABLE = "LINKARCHIVE_PREFECT_IDLE_SECONDS"
 DEFAULT_IDLE_SECONDS = 900.0
@@ -143,16 +145,6 @@ def healthy(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _is_supervisor(pid: int, directory: Path) -> bool:
     """Whether ``pid`` is still the supervisor of ``directory`` (not a reused pid)."""
     try:
@@ -176,20 +168,20 @@ def _stop_group(pid: int, grace: float = 10.0) -> None:
         while time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-            if not _alive(pid):
+            if not process_alive(pid):
                 return
             time.sleep(0.1)
 
 
 def _answers(state: dict[str, Any], directory: Path, patience: float = 10.0) -> bool:
     """Whether the recorded server is ours and answers; a busy one gets ``patience`` s."""
-    if not (_alive(state["pid"]) and _is_supervisor(state["pid"], directory)):
+    if not (process_alive(state["pid"]) and _is_supervisor(state["pid"], directory)):
         return False
     deadline = time.monotonic() + patience
     while True:
         if healthy(state["url"]):
             return True
-        if time.monotonic() > deadline or not _alive(state.get("server_pid", state["pid"])):
+        if time.monotonic() > deadline or not process_alive(state.get("server_pid", state["pid"])):
             return False
         time.sleep(0.5)
 
@@ -277,7 +269,7 @@ def ensure_server(directory: Path) -> dict[str, Any]:
             touch(directory)  # before the check: the supervisor will not stop it now
             if _answers(state, directory):
                 return state
-            if _alive(state["pid"]) and _is_supervisor(state["pid"], directory):
+            if process_alive(state["pid"]) and _is_supervisor(state["pid"], directory):
                 _stop_group(state["pid"])
             _remove_state(directory)
         return _start(directory, idle)
@@ -369,7 +361,7 @@ def stop_local_server(home: Path | None = None, started_after: float | None = No
         stopped = False
         recorded = [state["pid"]] if state is not None else []
         for pid in recorded + ([] if started_after is not None else _supervisors(directory)):
-            if _alive(pid) and _is_supervisor(pid, directory):
+            if process_alive(pid) and _is_supervisor(pid, directory):
                 _stop_group(pid)
                 stopped = True
         _remove_state(directory)
@@ -382,7 +374,7 @@ def server_status(home: Path | None = None) -> dict[str, Any] | None:
     state = read_state(directory)
     if state is None:
         return None
-    ours = _alive(state["pid"]) and _is_supervisor(state["pid"], directory)
+    ours = process_alive(state["pid"]) and _is_supervisor(state["pid"], directory)
     return {
         **state,
         "healthy": ours and healthy(state["url"]),

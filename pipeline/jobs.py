@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from archive.recover import process_alive
 from pipeline.catalog import CatalogError, session_scope
 from pipeline.catalog.queries import QueryError, find_cities, find_country
 from pipeline.config import Paths
@@ -411,13 +412,7 @@ def _supervising(pid: int, started: str | None) -> bool:
     can be reused after a restart)."""
     if Path("/proc/self/stat").exists():
         return started is not None and _process_start(pid) == started
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
