@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from pipeline.walls import PLATFORM_HOSTS
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"LINKARCHIVE_{name}", default)
@@ -144,3 +146,27 @@ LINKARCHIVE_DEDUP_MIN_SIZE = _env_int("DEDUP_MIN_SIZE", 0)
 LINKARCHIVE_ALLOWED_HOSTS = [h for h in _env("ALLOWED_HOSTS", "").split(",") if h.strip()]
 # Follow a photo gallery's pagination at most this many pages deep.
 LINKARCHIVE_GALLERY_MAX_PAGES = _env_int("GALLERY_MAX_PAGES", 50)
+
+# --- Browser capture (spiders/browser) --------------------------------------------------------
+# auto: a page link is rendered in Chromium when its plain fetch is an app shell, a log-in
+# wall, or on a platform host; always: every page link (evidence-grade, with screenshots);
+# never: plain captures only. `linkarchive crawl --browser` sets it per crawl.
+LINKARCHIVE_BROWSER = _env("BROWSER", "auto")
+LINKARCHIVE_BROWSER_EXECUTABLE = _env("BROWSER_EXECUTABLE", "/usr/bin/chromium")
+# Hosts (and subdomains) always rendered in auto mode; comma-separated, replaces the default.
+LINKARCHIVE_BROWSER_HOSTS = [
+    h.strip() for h in _env("BROWSER_HOSTS", ",".join(PLATFORM_HOSTS)).split(",") if h.strip()
+]
+LINKARCHIVE_BROWSER_PAGES = _env_int("BROWSER_PAGES", 2)  # pages rendered at once per process
+LINKARCHIVE_BROWSER_PAGE_SECONDS = _env_float("BROWSER_PAGE_SECONDS", 60.0)
+LINKARCHIVE_BROWSER_SCROLL_SECONDS = _env_float("BROWSER_SCROLL_SECONDS", 20.0)
+LINKARCHIVE_BROWSER_MAX_HEIGHT = _env_int("BROWSER_MAX_HEIGHT", 20_000)
+# Response bytes one page may pull through the recording proxy (video included).
+LINKARCHIVE_BROWSER_PAGE_BYTES = _env_int("BROWSER_PAGE_BYTES", 256 << 20)
+LINKARCHIVE_BROWSER_WIDTH = _env_int("BROWSER_WIDTH", 1280)
+LINKARCHIVE_BROWSER_HEIGHT = _env_int("BROWSER_HEIGHT", 900)
+# Default: Chromium's own user agent, without "Headless" (sites serve headless browsers shells).
+LINKARCHIVE_BROWSER_USER_AGENT = _env("BROWSER_USER_AGENT", "")
+# A folder of Playwright storage states, <host>.json (cookies of a logged-in account). Never
+# written into WARC files; see the README before using one.
+LINKARCHIVE_BROWSER_STATE_DIR = _env("BROWSER_STATE_DIR", "")

@@ -485,11 +485,18 @@ class RecordFactory:
         body: bytes,
         content_type: str,
         *,
+        concurrent_to: str | None = None,
         date: datetime | None = None,
         extra: dict[str, str] | None = None,
     ) -> ArcWarcRecord:
-        """A ``resource`` record: ``body`` is the whole block (e.g. a screenshot, a PDF)."""
-        return self._plain_record("resource", url, bytes(body), content_type, [], date, extra)
+        """A ``resource`` record: ``body`` is the whole block (e.g. a screenshot, a PDF).
+
+        ``concurrent_to`` (a record id) becomes WARC-Concurrent-To: a browser capture's
+        screenshot, rendered DOM and text name the page's response record so."""
+        links = []
+        if concurrent_to:
+            links.append(("WARC-Concurrent-To", normalise_record_id(concurrent_to)))
+        return self._plain_record("resource", url, bytes(body), content_type, links, date, extra)
 
     def warcinfo(
         self, filename: str, fields: dict[str, str], *, date: datetime | None = None

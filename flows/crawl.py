@@ -126,13 +126,15 @@ def crawl_unit(
     home: str,
     timeout: float | None = None,
     mode: str = "crawl",
+    browser: str | None = None,
 ) -> dict[str, Any]:
     """Crawl one unit (its planned links file) in a Scrapy subprocess; returns its result.
 
     A retry first indexes what the failed attempt archived, then crawls only the links
     that got no outcome. ``mode`` "check" fetches each link's page alone (archived all
     the same). ``timeout`` bounds the whole attempt; an attempt that reports no progress
-    for ``LINKARCHIVE_UNIT_STALL_SECONDS`` is killed too.
+    for ``LINKARCHIVE_UNIT_STALL_SECONDS`` is killed too. ``browser`` (auto, always,
+    never; None: ``LINKARCHIVE_BROWSER``) says which pages are rendered in Chromium.
     """
     from prefect.runtime import task_run
 
@@ -152,6 +154,7 @@ def crawl_unit(
         "unit": number,
         "attempt": attempt,
         "mode": mode,
+        "browser": browser,
         "links_file": str(links_path),
         "links_total": len(links),
         "warc_dir": str(where.warcs),
@@ -264,6 +267,7 @@ def crawl_flow(
     home: str | None = None,
     link_ids: list[int] | None = None,
     mode: str = "crawl",
+    browser: str | None = None,
 ) -> dict[str, Any]:
     """Archive the selected links (all when nothing is selected) and record a crawl run.
 
@@ -284,7 +288,7 @@ def crawl_flow(
     done = _UNITS_DONE[run_id] = threading.Event()
     indexer = index_during_crawl.submit(run_id, home)
     futures = {
-        crawl_unit.submit(run_id, number, home, unit_timeout, mode): number
+        crawl_unit.submit(run_id, number, home, unit_timeout, mode, browser): number
         for number in range(1, len(units) + 1)
     }
     failed_units: list[int] = []

@@ -153,6 +153,12 @@ def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
 @click.option("--city", help="Only links of this city.")
 @click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
 @click.option("--source", help="Only links listed by this source (imported first if new).")
+@click.option(
+    "--browser",
+    type=click.Choice(["auto", "always", "never"]),
+    help="Render pages in Chromium: auto (app shells, log-in walls, platforms; the default, "
+    "or $LINKARCHIVE_BROWSER), always (every page, with screenshots), never.",
+)
 @click.pass_context
 def crawl(
     ctx: click.Context,
@@ -160,14 +166,16 @@ def crawl(
     city: str | None,
     kind: str | None,
     source: str | None,
+    browser: str | None,
 ) -> None:
     """Archive the selected links (every link when nothing is selected).
 
     One crawl process per core (LINKARCHIVE_CRAWL_PROCESSES), each owning whole hosts;
-    captures are indexed, and searchable, while the crawl runs.
+    captures are indexed, and searchable, while the crawl runs. Pages that need a browser
+    are rendered in Chromium through a recording proxy (see docs/WARC.md).
     """
     where = _home(ctx)
-    _run_crawl(where, country=country, city=city, kind=kind, source=source)
+    _run_crawl(where, country=country, city=city, kind=kind, source=source, browser=browser)
 
 
 def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
@@ -185,6 +193,8 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
             selection["from_source"] = location
     with session_scope(where.database_url) as session:
         check = {k: v for k, v in selection.items() if k in ("country", "city", "kind")}
+        if not selection.get("browser"):
+            selection.pop("browser", None)
         if not import_source and not select_links(session, Selection(**check)):
             raise UserError("no links match the selection: import seeds first")
     _prefect_quiet()

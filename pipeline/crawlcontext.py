@@ -14,7 +14,12 @@ METADATA_VERSION = 1
 RUN_FIELD = "linkarchive-run"  # the warcinfo field naming the crawl run
 SEED_FORMAT = "linkarchive/seed-import"  # the "format" key of an archived seed import
 
-ROLES = ("page", "gallery_page", "image", "requisite", "media")
+ROLES = ("page", "gallery_page", "image", "requisite", "media", "plain_page")
+# A browser capture's own records (``rendered`` in a page's context), as capture roles.
+RENDERED_ROLES = {"screenshot": "screenshot", "dom": "dom", "text": "text"}
+# Their WARC-Target-URIs: urn:view:<page URL> (Browsertrix's screenshot convention, shown by
+# ReplayWeb.page), urn:dom:<page URL>, urn:text:<page URL>. Indexed as captures.
+RENDERED_URNS = ("urn:view:", "urn:dom:", "urn:text:")
 PAGE_ROLES = ("page", "gallery_page")
 
 
@@ -28,11 +33,14 @@ def build_context(
     outcome: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     error: str | None = None,
+    rendered: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON payload of one metadata record.
 
     ``chain`` lists the WARC-Record-IDs of the responses that led to this one (redirects,
-    retried attempts), the last being the response the record refers to.
+    retried attempts), the last being the response the record refers to. ``rendered``
+    (browser captures) names why a browser rendered the page, the behaviours run and the
+    record ids of its screenshot, DOM, text and browser metadata records.
     """
     context: dict[str, Any] = {
         "format": METADATA_FORMAT,
@@ -50,4 +58,6 @@ def build_context(
         context["metadata"] = metadata
     if error is not None:
         context["error"] = error
+    if rendered is not None:
+        context["rendered"] = rendered
     return context

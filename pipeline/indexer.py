@@ -46,7 +46,13 @@ from pipeline.catalog.models import (
     Source,
     WarcFile,
 )
-from pipeline.crawlcontext import METADATA_FORMAT, RUN_FIELD, SEED_FORMAT
+from pipeline.crawlcontext import (
+    METADATA_FORMAT,
+    RENDERED_ROLES,
+    RENDERED_URNS,
+    RUN_FIELD,
+    SEED_FORMAT,
+)
 from pipeline.custody import record_captures
 from pipeline.extract import MAX_INPUT_BYTES, MAX_PDF_BYTES, PDF_TYPES, extract_metadata
 from pipeline.seedarchive import entries_from_context
@@ -164,7 +170,9 @@ def _index_file(
                 when = _parse_warc_date(record.get("WARC-Date") or "")
                 session.add(CrawlRun(id=run_id, started_at=when, status="rebuilt"))
                 session.flush()
-        elif record.rec_type in ("response", "revisit"):
+        elif record.rec_type in ("response", "revisit") or (
+            record.rec_type == "resource" and (record.target_uri or "").startswith(RENDERED_URNS)
+        ):
             if extract and session.scalar(
                 select(Capture.id).where(Capture.record_id == location.record_id)
             ):
@@ -260,7 +268,11 @@ def _capture(
         url=record.target_uri or "",
         captured_at=_parse_warc_date(record.get("WARC-Date") or ""),
         http_status=record.http_status,
-        content_type=record.http_header("Content-Type"),
+        content_type=(
+            record.content_type
+            if record.rec_type == "resource"
+            else record.http_header("Content-Type")
+        ),
         size=size,
         payload_sha256=payload_sha,
         warc_file=location.filename,
@@ -316,6 +328,25 @@ def _extract_page(capture: Capture, directory: Path) -> dict | None:
     return _extracted(capture, record)
 
 
+def _extract_rendered(dom: Capture, page: Capture, directory: Path) -> dict | None:
+    """A browser-captured page's metadata, from the DOM the browser rendered (what the
+    page's scripts wrote is what researchers search), under the page's own URL."""
+    if dom.size > EXTRACT_MAX_STORED:
+        return None
+    where = Path(dom.warc_file)
+    try:
+        record = read_record(where if where.is_absolute() else directory / where, dom.warc_offset)
+    except (OSError, TruncatedWarcError):
+        return None
+    body = record.payload[:MAX_INPUT_BYTES]
+    return extract_metadata(body, page.url, "text/html; charset=utf-8").to_dict()
+
+
+def _rendered_ids(context: dict) -> list[str]:
+    rendered = context.get("rendered") or {}
+    return [rendered[name] for name in RENDERED_ROLES if rendered.get(name)]
+
+
 def _metadata_row(capture_id: int, extracted: dict) -> PageMetadataRow:
     published = extracted.get("published")
     return PageMetadataRow(
@@ -363,7 +394,8 @@ class _ContextApplier:
         self.new = {id(c) for c in new}
         self.captures = {c.record_id: c for c in new}
         wanted = sorted(
-            {rid for _, _, c in contexts for rid in c.get("chain", [])} - set(self.captures)
+            {rid for _, _, c in contexts for rid in [*c.get("chain", []), *_rendered_ids(c)]}
+            - set(self.captures)
         )
         for chunk in _chunks(wanted):
             for capture in session.scalars(select(Capture).where(Capture.record_id.in_(chunk))):
@@ -438,6 +470,12 @@ class _ContextApplier:
                         url=final.url,
                     )
                 )
+        rendered = context.get("rendered") or {}
+        for name, capture_role in RENDERED_ROLES.items():
+            made = self.captures.get(rendered.get(name) or "")
+            if made is not None:
+                made.link_id = made.link_id or link.id
+                made.role = made.role or capture_role
         outcome = context.get("outcome")
         if role != "page" or not outcome or record_id in self.outcomes_done:
             return False
@@ -456,7 +494,12 @@ class _ContextApplier:
             )
         )
         if final is not None and not self._has_metadata(final):
-            extracted = context.get("metadata") or _extract_page(final, self.directory)
+            dom = self.captures.get(rendered.get("dom") or "")
+            extracted = context.get("metadata") or (
+                _extract_rendered(dom, final, self.directory)
+                if dom is not None
+                else _extract_page(final, self.directory)
+            )
             if extracted:
                 self.described.add(final.id)
                 self.session.add(_metadata_row(final.id, extracted))

@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import scrapy
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError
@@ -28,6 +30,9 @@ from pipeline.pagestructure import (
     parse_gallery,
     parse_html,
 )
+from pipeline.walls import PageSignals, browser_reason, wall_reason
+from pipeline.walls import signals as page_signals
+from spiders.browser.service import MODES, BrowserCapture, BrowserService
 
 # Page requests hand every final status to the callback (a 404 is an outcome to record),
 # except redirects, which RedirectMiddleware must still follow.
@@ -51,10 +56,15 @@ def _content_type(response: Response) -> str:
     return raw.decode("latin-1").split(";", 1)[0].strip().lower()
 
 
-def _outcome(link: dict[str, Any], response: Response) -> dict[str, Any]:
+def _outcome(
+    link: dict[str, Any], response: Response, page: PageSignals | None = None
+) -> dict[str, Any]:
     status = response.status
     redirected = bool(response.meta.get("redirect_urls")) or response.url != link["url"]
-    if 200 <= status < 300:
+    wall = wall_reason(page) if page is not None and status in (200, 401, 403) else None
+    if wall:
+        state = "blocked"
+    elif 200 <= status < 300:
         state = "redirected" if redirected else "alive"
     elif status in (404, 410):
         state = "dead"
@@ -64,8 +74,37 @@ def _outcome(link: dict[str, Any], response: Response) -> dict[str, Any]:
         "status": state,
         "http_status": status,
         "final_url": response.url,
-        "error": None if 200 <= status < 300 else f"HTTP {status}",
+        "error": wall or (None if 200 <= status < 300 else f"HTTP {status}"),
     }
+
+
+def _browser_outcome(link: dict[str, Any], capture: BrowserCapture) -> dict[str, Any]:
+    """A link's outcome from its browser capture: the page's status, and a log-in wall or
+    a platform's "not available" page seen in what the browser rendered."""
+    page, rendered = capture.page, capture.rendered
+    final_url = page.url if page else None
+    if capture.error or page is None or page.status is None:
+        return {"status": "error", "http_status": page.status if page else None,
+                "final_url": final_url, "error": capture.error}  # fmt: skip
+    status = page.status
+    wall = None
+    if status in (200, 401, 403) and rendered.dom is not None:
+        wall = wall_reason(page_signals(rendered.dom), rendered.text)
+    if wall:
+        state = "blocked"
+    elif 200 <= status < 300:
+        state = "redirected" if len(capture.chain) > 1 or final_url != link["url"] else "alive"
+    elif status in (404, 410):
+        state = "dead"
+    else:
+        state = "error"
+    error = wall or (None if 200 <= status < 300 else f"HTTP {status}")
+    return {"status": state, "http_status": status, "final_url": final_url, "error": error}
+
+
+def _exchange_role(content_type: str) -> str:
+    major = content_type.split("/", 1)[0].strip().lower()
+    return "media" if major in ("video", "audio") else "requisite"
 
 
 class LinkSpider(scrapy.Spider):
@@ -80,8 +119,28 @@ class LinkSpider(scrapy.Spider):
         # Recently used assets, oldest first; bounded by LINKARCHIVE_ASSET_MEMORY.
         self._assets: OrderedDict[str, _Asset] = OrderedDict()
         self._gallery_pages: dict[int, set[str]] = {}
+        self.browser: BrowserService | None = None
+        self.browser_mode = "never"
+
+    def _start_browser(self) -> None:
+        """The process's browser, unless this crawl never uses one (a check, ``never``)."""
+        mode = self.job.get("browser") or self.settings.get("LINKARCHIVE_BROWSER", "auto")
+        if mode not in MODES:
+            raise ValueError(f"browser mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.browser_mode = "never" if self.job.get("mode") == "check" else mode
+        try:
+            self.browser = BrowserService.from_crawler(self.crawler, self.browser_mode)
+        except NotConfigured:
+            return
+        self.platforms = self.settings.getlist("LINKARCHIVE_BROWSER_HOSTS")
+        self.crawler.signals.connect(self._close_browser, signal=signals.spider_closed)
+
+    async def _close_browser(self) -> None:
+        if self.browser is not None:
+            await self.browser.close()
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
+        self._start_browser()
         for link in self._links():
             yield self._page_request(link, link["url"], "page")
 
@@ -157,8 +216,11 @@ class LinkSpider(scrapy.Spider):
                     yield from self._asset_requests(link, asset.children, "requisite")
 
     # --- callbacks ----------------------------------------------------------------------
-    def parse_page(self, response: Response) -> Iterator[scrapy.Request | dict[str, Any]]:
-        """A link's page or a gallery page: record it, then fetch what it needs."""
+    async def parse_page(
+        self, response: Response
+    ) -> AsyncIterator[scrapy.Request | dict[str, Any]]:
+        """A link's page or a gallery page: record it, then fetch what it needs (a page
+        that needs a browser is rendered, and what the browser fetched is recorded)."""
         link, role = response.meta["la_link"], response.meta["la_role"]
         content_type = _content_type(response)
         item: dict[str, Any] = {
@@ -169,20 +231,88 @@ class LinkSpider(scrapy.Spider):
             "chain": response.meta.get("la_records", []),
         }
         ok = 200 <= response.status < 300
+        html = isinstance(response, TextResponse) and content_type in HTML_TYPES
+        page = page_signals(response.body) if html and role == "page" else None
+        reason = self._browser_reason(response, role, page)
+        if reason is not None:
+            capture = await self.browser.capture(link["url"])  # type: ignore[union-attr]
+            if not capture.rendered.unavailable or self.browser_mode == "always":
+                item["role"] = "plain_page"  # what a plain fetch got, kept beside the render
+                yield item
+                for request_or_item in self._browser_items(link, capture, reason):
+                    yield request_or_item
+                return
+            self.logger.warning("no browser for %s: %s", link["url"], capture.error)
         if role == "page":  # its metadata is extracted when indexed (pipeline.indexer)
-            item["outcome"] = _outcome(link, response)
+            item["outcome"] = _outcome(link, response, page)
         yield item
         if self.job.get("mode") == "check":  # a check archives the page alone
             return
-        if not ok or not isinstance(response, TextResponse) or content_type not in HTML_TYPES:
+        if not ok or not html:
             return
-        html, base = parse_html(response.text), response.url  # parsed once for all three
-        yield from self._asset_requests(link, find_requisites(html, base), "requisite")
-        yield from self._asset_requests(link, find_media(html, base), "media")
+        soup, base = parse_html(response.text), response.url  # parsed once for all three
+        for request_or_item in self._page_assets(link, soup, base):
+            yield request_or_item
+
+    def _browser_reason(
+        self, response: Response, role: str, page: PageSignals | None
+    ) -> str | None:
+        """Why this page is rendered in a browser, or None for the plain capture alone."""
+        if self.browser is None or role != "page" or page is None:
+            return None
+        if self.browser_mode == "always":
+            return "always"
+        if not (200 <= response.status < 300 or response.status in (401, 403)):
+            return None
+        host = urlsplit(response.url).hostname or ""
+        return browser_reason(page, host, self.platforms)
+
+    def _browser_items(
+        self, link: dict[str, Any], capture: BrowserCapture, reason: str
+    ) -> Iterator[scrapy.Request | dict[str, Any]]:
+        """Context items for what the browser fetched and made, then what it left whole:
+        media it only fetched in ranges (or not at all), a gallery's images and pages."""
+        for exchange in capture.others:
+            yield {
+                "link": link,
+                "role": _exchange_role(exchange.content_type),
+                "url": exchange.url,
+                "final_url": exchange.url,
+                "chain": [exchange.record_id],
+            }
+        outcome = _browser_outcome(link, capture)
+        rendered = {"reason": reason, **capture.records,
+                    "behaviours": capture.rendered.behaviours}  # fmt: skip
+        yield {
+            "link": link,
+            "role": "page",
+            "url": link["url"],
+            "final_url": outcome["final_url"] or link["url"],
+            "chain": capture.chain,
+            "outcome": outcome,
+            "rendered": rendered,
+        }
+        if capture.rendered.dom is None or capture.page is None:
+            return
+        whole = {e.url for e in capture.others if e.status == 200}
+        media = [url for url in capture.rendered.media if url not in whole]
+        yield from self._asset_requests(link, media, "media")
         if link["kind"] == "photo_gallery":
-            gallery = parse_gallery(html, base)
+            yield from self._page_assets(
+                link, parse_html(capture.rendered.dom), capture.page.url, requisites=False
+            )
+
+    def _page_assets(
+        self, link: dict[str, Any], soup: Any, base: str, requisites: bool = True
+    ) -> Iterator[scrapy.Request | dict[str, Any]]:
+        """A page's requisites and media, and for a photo gallery its images and pages."""
+        if requisites:
+            yield from self._asset_requests(link, find_requisites(soup, base), "requisite")
+            yield from self._asset_requests(link, find_media(soup, base), "media")
+        if link["kind"] == "photo_gallery":
+            gallery = parse_gallery(soup, base)
             yield from self._asset_requests(link, gallery.images, "image")
-            seen = self._gallery_pages.setdefault(link["link_id"], {link["url"], response.url})
+            seen = self._gallery_pages.setdefault(link["link_id"], {link["url"], base})
             limit = self.settings.getint("LINKARCHIVE_GALLERY_MAX_PAGES", 50)
             for url in gallery.next_pages:
                 if url not in seen and len(seen) < limit:

@@ -35,6 +35,7 @@ class WarcMetadataPipeline:
             outcome=item.get("outcome"),
             metadata=item.get("metadata"),
             error=item.get("error"),
+            rendered=item.get("rendered"),
         )
         self.store.write_context(
             item.get("final_url") or item["url"], context, chain[-1] if chain else None

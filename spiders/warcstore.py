@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Any
@@ -146,25 +147,47 @@ class WarcStore:
         ``WARC-Truncated: disconnect``.
         """
         wire: WireExchange | None = request.meta.pop(WIRE_META_KEY, None)
+        if wire is not None:
+            if wire.peer_ip is None and response.ip_address:
+                wire = replace(wire, peer_ip=str(response.ip_address))
+            written = self.write_wire(response.url, wire, request_url=request.url)
+            if written is not None:
+                return written
+        response_record, payload_size, build_request = self._reconstructed(request, response)
+        return self._write_pair(response_record, payload_size, build_request)
+
+    def write_wire(
+        self, url: str, wire: WireExchange, *, request_url: str | None = None
+    ) -> str | None:
+        """Archive one exchange from its wire bytes (the crawler's tee or the browser's
+        recording proxy); returns the response's WARC-Record-ID, or None if the bytes are
+        not a whole HTTP request and response head. The spool is freed either way."""
         try:
-            records = self._from_wire(request, response, wire) if wire else None
+            records = self._from_wire(url, request_url or url, wire)
             if records is None:
-                records = self._reconstructed(request, response)
-            response_record, payload_size, build_request = records
-            response_record = self._deduplicated(response, response_record, payload_size)
-            request_record = build_request(record_id(response_record))
-            self.writer.write_many([response_record, request_record])
+                return None
+            written = self._write_pair(*records)
         finally:
-            if wire is not None:
-                wire.close()
-        if wire is not None and wire.truncated and self.stats is not None:
+            wire.close()
+        if wire.truncated and self.stats is not None:
             self.stats.inc_value("linkarchive/truncated_length")
+        return written
+
+    def _write_pair(
+        self,
+        response_record: ArcWarcRecord,
+        payload_size: int,
+        build_request: Callable[[str], ArcWarcRecord],
+    ) -> str:
+        response_record = self._deduplicated(response_record, payload_size)
+        request_record = build_request(record_id(response_record))
+        self.writer.write_many([response_record, request_record])
         return record_id(response_record)
 
     def _from_wire(
-        self, request: Request, response: Response, wire: WireExchange
+        self, url: str, request_url: str, wire: WireExchange
     ) -> tuple[ArcWarcRecord, int, Callable[[str], ArcWarcRecord]] | None:
-        ip = wire.peer_ip or (str(response.ip_address) if response.ip_address else None)
+        ip = wire.peer_ip
         extra = None
         if wire.truncated:
             extra = {"WARC-Truncated": "length"}
@@ -174,14 +197,14 @@ class WarcStore:
             return None  # not a whole HTTP request: fall back to a marked reconstruction
         try:
             raw = _final_response(wire.response_stream())
-            record = self.factory.response_from_wire(response.url, raw, ip=ip, extra=extra)
+            record = self.factory.response_from_wire(url, raw, ip=ip, extra=extra)
         except ValueError:
             return None
         payload_size = record.payload_length
 
         def build_request(concurrent_to: str) -> ArcWarcRecord:
             return self.factory.request_from_wire(
-                request.url, wire.request_bytes, ip=ip, concurrent_to=concurrent_to
+                request_url, wire.request_bytes, ip=ip, concurrent_to=concurrent_to
             )
 
         return record, payload_size, build_request
@@ -224,11 +247,12 @@ class WarcStore:
 
         return record, len(response.body), build_request
 
-    def _deduplicated(
-        self, response: Response, record: ArcWarcRecord, payload_size: int
-    ) -> ArcWarcRecord:
-        """``record``, or a revisit record instead when its payload is already archived."""
-        if self.dedup is None or response.status != 200:
+    def _deduplicated(self, record: ArcWarcRecord, payload_size: int) -> ArcWarcRecord:
+        """``record``, or a revisit record instead when its payload is already archived
+        (200 responses only)."""
+        if self.dedup is None or record.http_headers is None:
+            return record
+        if record.http_headers.get_statuscode() != "200":
             return record
         digest = record.rec_headers.get_header("WARC-Payload-Digest")
         sha = digest.split(":", 1)[1]
@@ -238,7 +262,7 @@ class WarcStore:
                 sha,
                 Original(
                     record_id(record),
-                    response.url,
+                    record.rec_headers.get_header("WARC-Target-URI"),
                     record.rec_headers.get_header("WARC-Date"),
                 ),
             )
@@ -252,7 +276,7 @@ class WarcStore:
             if k in ("WARC-Linkarchive-Capture", "WARC-Truncated")
         }
         return self.factory.revisit(
-            response.url,
+            record.rec_headers.get_header("WARC-Target-URI"),
             record.http_headers.headers_buff,
             payload_digest=digest,
             refers_to=original.record_id,

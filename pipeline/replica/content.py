@@ -22,9 +22,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
-SITES: tuple[str, ...] = ("index", "news", "blog", "photos", "video", "cdn")
+from pipeline.replica import social
+
+SITES: tuple[str, ...] = ("index", "news", "blog", "photos", "video", "cdn", "social")
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 INDEX_TEMPLATE = PAGES_DIR / "index.html"
@@ -217,7 +220,8 @@ class Resource:
     ``body`` is either bytes (sent as is) or a ``str`` template that gets its
     ``{{site:NAME}}`` placeholders substituted and is then encoded with ``encoding``.
     ``framing`` is ``"length"`` (Content-Length), ``"gzip"`` (gzip-compressed body with
-    ``Content-Encoding: gzip`` and Content-Length) or ``"chunked"`` (Transfer-Encoding).
+    ``Content-Encoding: gzip`` and Content-Length), ``"chunked"`` (Transfer-Encoding) or
+    ``"gzip-chunked"`` (both: a gzip body in chunks).
     Header values may contain ``{{site:NAME}}`` too (e.g. ``Location``).
     """
 
@@ -430,6 +434,7 @@ SITE_NAMES: dict[str, str] = {
     "photos": "OpenLens Photo",
     "video": "ClipRoom",
     "cdn": "static",
+    "social": "Pulse",
 }
 
 SERVER_HEADERS: dict[str, str] = {
@@ -439,6 +444,7 @@ SERVER_HEADERS: dict[str, str] = {
     "photos": "nginx/1.20.1",
     "video": "openresty/1.19.3.1",
     "cdn": "nginx",
+    "social": "envoy",
 }
 
 #: Per-language UI strings: home, about, footer, section kicker, byline prefix.
@@ -2001,6 +2007,14 @@ def _routes() -> dict[tuple[str, str], Callable[[str, int], Resource]]:
     routes[("cdn", "/static/logo.png")] = lambda q, n: _static(logo_png(), "image/png")
     routes[("cdn", "/static/bg.png")] = lambda q, n: _static(background_png(), "image/png")
     routes[("cdn", "/static/placeholder.gif")] = lambda q, n: _static(PLACEHOLDER_GIF, "image/gif")
+    for path, make in social.routes().items():
+        routes[(social.SITE, path)] = lambda q, n, make=make: Resource(*_social_parts(make(q)))
+    routes[(social.SITE, social.LIST_PATH)] = lambda q, n: Resource(
+        social.list_csv("{{site:social}}"), "text/csv; charset=utf-8"
+    )
+    routes[(social.SITE, social.CLIP_MP4_PATH)] = lambda q, n: _static(
+        make_mp4("Pulse berlin-march"), "video/mp4"
+    )
     routes[("index", INDEX_PATH)] = lambda q, n: _index_page()
     routes[("index", INDEX_PATH + "/")] = lambda q, n: _index_page()
     for site in SITES:
@@ -2013,6 +2027,11 @@ def _routes() -> dict[tuple[str, str], Callable[[str, int], Resource]]:
     return routes
 
 
+def _social_parts(answer: tuple[int, str, bytes | str, str]) -> tuple[Any, ...]:
+    status, content_type, body, framing = answer
+    return body, content_type, status, "utf-8", (), framing
+
+
 ROUTES = _routes()
 
 
@@ -2022,6 +2041,8 @@ def resolve(site: str, path: str, query: str = "", hit: int = 1) -> Resource:
     route = ROUTES.get((site, path))
     if route is not None:
         return route(query, hit)
+    if site == social.SITE and path.startswith("/img/") and path.endswith(".jpg"):
+        return _static(make_jpeg(f"Pulse {path[5:-4]}", 480, 400, _shade(path)), "image/jpeg")
     jpeg = _jpeg_for(site, path)
     if jpeg is not None:
         return _static(jpeg, "image/jpeg")

@@ -121,6 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, str):
             body = content.substitute_sites(body, base_urls).encode(resource.encoding)
         framing = resource.framing
+        if framing == "gzip-chunked" and self.request_version != "HTTP/1.1":
+            framing = "gzip"
         if framing == "chunked" and self.request_version != "HTTP/1.1":
             framing = "length"  # HTTP/1.0 clients do not understand chunked framing
         headers: list[tuple[str, str]] = [
@@ -128,7 +130,11 @@ class _Handler(BaseHTTPRequestHandler):
             ("Date", formatdate(usegmt=True)),
             ("Content-Type", resource.content_type),
         ]
-        if framing == "gzip":
+        if framing == "gzip-chunked":
+            framing = "chunked"
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+            headers.append(("Content-Encoding", "gzip"))
+        elif framing == "gzip":
             body = gzip.compress(body, compresslevel=6, mtime=0)
             headers.append(("Content-Encoding", "gzip"))
         if framing == "chunked":

@@ -1,0 +1,222 @@
+"""Browser captures inside a crawl process: render a link's page in Chromium through a
+recording proxy, and write what it made into the crawl's WARC files.
+
+For one page, in the crawl's WARC store:
+
+* every request and response the browser made (the page, its redirects, XHR/fetch, images,
+  media, ranged video requests), wire-exact, through :class:`~spiders.browser.proxy.RecordingProxy`;
+* ``resource`` records ``urn:view:<url>`` (full-page screenshot, PNG), ``urn:dom:<url>``
+  (the rendered DOM, HTML) and ``urn:text:<url>`` (its text), each ``WARC-Concurrent-To``
+  the page's response;
+* a ``metadata`` record (``linkarchive/browser-capture``) naming the browser, its version,
+  the viewport, the user agent, the behaviours run and the exchanges' record ids.
+
+The spider then writes the crawl-context records (role ``page`` with the ``rendered`` ids,
+and one per other exchange), so the indexer ties them to the link.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+
+from archive import record_id
+from spiders.browser.proxy import Exchange, RecordingProxy
+from spiders.browser.render import Browser, BrowserOptions, Rendered
+from spiders.warcstore import WarcStore
+
+logger = logging.getLogger(__name__)
+
+MODES = ("auto", "always", "never")
+BROWSER_FORMAT = "linkarchive/browser-capture"
+
+
+@dataclass
+class BrowserCapture:
+    """One page's browser capture, as written."""
+
+    url: str
+    rendered: Rendered
+    chain: list[str]  # response record ids from the link's URL to the page (redirects)
+    page: Exchange | None  # the page's own exchange (last of the chain)
+    others: list[Exchange] = field(default_factory=list)  # everything else the page loaded
+    records: dict[str, str] = field(default_factory=dict)  # screenshot/dom/text/info -> id
+
+    @property
+    def error(self) -> str | None:
+        """Why the capture failed (None: the page was rendered)."""
+        if self.rendered.error:
+            return self.rendered.error
+        if self.page is None:
+            return "browser: the page's response was not recorded"
+        return None
+
+
+def browser_options(settings: Any) -> BrowserOptions:
+    """Options from the crawl's settings (``LINKARCHIVE_BROWSER_*``)."""
+    states: dict[str, str] = {}
+    folder = settings.get("LINKARCHIVE_BROWSER_STATE_DIR")
+    if folder and Path(folder).is_dir():
+        # <host>.json: a Playwright storage state (cookies, local storage) for that host.
+        states = {p.stem.lower(): str(p) for p in Path(folder).glob("*.json")}
+    return BrowserOptions(
+        executable=settings.get("LINKARCHIVE_BROWSER_EXECUTABLE"),
+        width=settings.getint("LINKARCHIVE_BROWSER_WIDTH"),
+        height=settings.getint("LINKARCHIVE_BROWSER_HEIGHT"),
+        page_seconds=settings.getfloat("LINKARCHIVE_BROWSER_PAGE_SECONDS"),
+        scroll_seconds=settings.getfloat("LINKARCHIVE_BROWSER_SCROLL_SECONDS"),
+        max_height=settings.getint("LINKARCHIVE_BROWSER_MAX_HEIGHT"),
+        user_agent=settings.get("LINKARCHIVE_BROWSER_USER_AGENT") or None,
+        storage_state=states,
+    )
+
+
+class BrowserService:
+    """The crawl process's browser: built from settings, ``NotConfigured`` when off."""
+
+    def __init__(
+        self,
+        store: WarcStore,
+        browser: Browser,
+        *,
+        allowed_hosts: list[str],
+        max_size: int,
+        page_bytes: int,
+        spool_dir: str | None,
+    ) -> None:
+        self.store = store
+        self.browser = browser
+        self.allowed_hosts = {h.strip().lower() for h in allowed_hosts if h.strip()}
+        self.max_size = max_size
+        self.page_bytes = page_bytes
+        self.spool_dir = spool_dir
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, mode: str) -> BrowserService:
+        """The crawl's browser service (one per process), or NotConfigured for ``never``."""
+        if mode == "never":
+            raise NotConfigured
+        settings = crawler.settings
+        browser = Browser(
+            browser_options(settings), pages=settings.getint("LINKARCHIVE_BROWSER_PAGES")
+        )
+        return cls(
+            WarcStore.from_crawler(crawler),
+            browser,
+            allowed_hosts=settings.getlist("LINKARCHIVE_ALLOWED_HOSTS"),
+            max_size=settings.getint("LINKARCHIVE_ARCHIVE_MAXSIZE"),
+            page_bytes=settings.getint("LINKARCHIVE_BROWSER_PAGE_BYTES"),
+            spool_dir=settings.get("LINKARCHIVE_WARC_DIR"),
+        )
+
+    def _allow(self, host: str) -> bool:
+        return not self.allowed_hosts or host in self.allowed_hosts
+
+    async def capture(self, url: str) -> BrowserCapture:
+        """Render ``url`` through a recording proxy of its own and archive the result."""
+        proxy = RecordingProxy(
+            lambda exchange_url, wire: self.store.write_wire(exchange_url, wire),
+            allow=self._allow,
+            max_size=self.max_size,
+            budget=self.page_bytes,
+            spool_dir=self.spool_dir,
+        )
+        await proxy.start()
+        try:
+            rendered = await self.browser.render(url, proxy.url, urlsplit(url).hostname or "")
+        finally:
+            await proxy.close()
+        chain, page = _page_chain(url, proxy.exchanges)
+        in_chain = {id(e) for e in chain}
+        capture = BrowserCapture(
+            url=url,
+            rendered=rendered,
+            chain=[e.record_id for e in chain if e.record_id],
+            page=page,
+            others=[e for e in proxy.exchanges if id(e) not in in_chain and e.record_id],
+        )
+        if page is not None and page.record_id and rendered.error is None:
+            capture.records = self._write_rendered(page, rendered)
+        self._write_info(capture, proxy.exchanges)
+        return capture
+
+    def _write_rendered(self, page: Exchange, rendered: Rendered) -> dict[str, str]:
+        url = page.url
+        parts = [
+            ("screenshot", f"urn:view:{url}", rendered.screenshot, "image/png"),
+            ("dom", f"urn:dom:{url}", (rendered.dom or "").encode("utf-8"),
+             "text/html; charset=utf-8"),
+            ("text", f"urn:text:{url}", (rendered.text or "").encode("utf-8"),
+             "text/plain; charset=utf-8"),
+        ]  # fmt: skip
+        records = {}
+        built = []
+        for name, target, body, content_type in parts:
+            if body is None:
+                continue
+            record = self.store.factory.resource(
+                target, body, content_type, concurrent_to=page.record_id
+            )
+            records[name] = record_id(record)
+            built.append(record)
+        self.store.writer.write_many(built)
+        return records
+
+    def _write_info(self, capture: BrowserCapture, exchanges: list[Exchange]) -> None:
+        info = {
+            "format": BROWSER_FORMAT,
+            "version": 1,
+            "url": capture.url,
+            "final_url": capture.rendered.final_url,
+            **capture.rendered.info,
+            "behaviours": capture.rendered.behaviours,
+            "seconds": capture.rendered.seconds,
+            "error": capture.error,
+            "records": capture.records,
+            "exchanges": [
+                {
+                    "url": e.url,
+                    "method": e.method,
+                    "status": e.status,
+                    "record": e.record_id,
+                    **({"error": e.error} if e.error else {}),
+                }
+                for e in exchanges
+            ],  # fmt: skip
+        }
+        payload = json.dumps(info, ensure_ascii=False).encode("utf-8")
+        record = self.store.factory.metadata(
+            capture.url, payload, refers_to=capture.chain[-1] if capture.chain else None
+        )
+        self.store.writer.write(record)
+        capture.records["info"] = record_id(record)
+
+    async def close(self) -> None:
+        """Close Chromium."""
+        await self.browser.close()
+
+
+def _page_chain(url: str, exchanges: list[Exchange]) -> tuple[list[Exchange], Exchange | None]:
+    """The exchanges from ``url`` through its redirects to the page, and the page's own."""
+    chain: list[Exchange] = []
+    current, seen = url, set()
+    while current not in seen:
+        seen.add(current)
+        found = next(
+            (e for e in exchanges if e.url == current and e.method == "GET" and e.status), None
+        )
+        if found is None:
+            break
+        chain.append(found)
+        if found.status in (301, 302, 303, 307, 308) and found.location:
+            current = urljoin(found.url, found.location)
+            continue
+        return chain, found
+    return chain, None
