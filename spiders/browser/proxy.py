@@ -207,13 +207,13 @@ class RecordingProxy:
         if not self.allowed(parts.hostname):
             await _drain_body(reader, headers, self.timeout)
             await _answer(writer, 403, f"{parts.hostname} is not allowed")
-            return True
+            return not _closes(headers)
         if _header(headers, b"upgrade"):
             raise ProxyError(501, "upgrades are not relayed")
         if self.budget and self.received >= self.budget:
             await _drain_body(reader, headers, self.timeout)
             await _answer(writer, 509, "the page's byte budget is spent")
-            return True
+            return not _closes(headers)
         body = await _read_request_body(reader, headers, self.timeout)
         target = parts.path or "/"
         if parts.query:
@@ -237,7 +237,7 @@ class RecordingProxy:
             error = f"{type(exc).__name__}: {exc}"
             self.exchanges.append(Exchange(url, method.decode(), None, "", None, None, 0, error))
             await _answer(writer, 502, "upstream unreachable")
-            return True
+            return not _closes(headers)
         peer = up_writer.get_extra_info("peername")
         spool = WireSpool(directory=self.spool_dir)
         result = _Relay(self, up_reader, writer, spool, method == b"HEAD")
@@ -398,6 +398,10 @@ def _split_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     lines = head[:-4].split(b"\r\n")
     headers = []
     for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and headers:  # obsolete line folding: a continuation
+            name, value = headers.pop()
+            headers.append((name, value + b" " + line.strip()))
+            continue
         name, sep, value = line.partition(b":")
         if not sep:
             raise ValueError(f"malformed header line {line[:80]!r}")

@@ -1,0 +1,327 @@
+"""Browser capture end to end: the real crawl flow renders the replica world's social
+platform ("Pulse") in Debian's Chromium through the recording proxy.
+
+The pages are app shells filled by scripts from JSON endpoints, an endless feed, a clip
+whose video source a script sets, and a post behind a log-in wall (pipeline/replica/social.py
+knows what their scripts draw). Checked against what the replica servers wrote, and against
+the screenshot's pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from archive import iter_records, read_record
+from pipeline.catalog import session_scope
+from pipeline.catalog.fulltext import SearchQuery, search
+from pipeline.catalog.models import Capture, CrawlOutcome, Link, Media, PageMetadataRow
+from pipeline.config import paths
+from pipeline.replica import social
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (`.ci/run` installs chromium)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def pulse(world: Any, prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data home into which the flow archived Pulse's curated list (``--browser auto``)."""
+    from flows.crawl import crawl_flow
+
+    home = tmp_path_factory.mktemp("pulse")
+    result = crawl_flow(source=world.url(social.SITE, social.LIST_PATH), home=str(home))
+    assert result["links_done"] == len(social.CSV_ROWS)
+    return home
+
+
+def _link(session: Any, world: Any, path: str) -> Link:
+    url = world.url(social.SITE, path)
+    return session.scalars(select(Link).where(Link.url == url)).one()
+
+
+def _captures(session: Any, link: Link, **where: Any) -> list[Capture]:
+    query = select(Capture).where(Capture.link_id == link.id)
+    for name, value in where.items():
+        query = query.where(getattr(Capture, name) == value)
+    return list(session.scalars(query.order_by(Capture.id)))
+
+
+def _record(home: Path, capture: Capture) -> Any:
+    where = Path(capture.warc_file)
+    return read_record(where if where.is_absolute() else paths(home).warcs / where,
+                       capture.warc_offset)  # fmt: skip
+
+
+def test_the_scripts_json_is_archived_as_the_server_wrote_it(pulse: Path, world: Any) -> None:
+    with session_scope(paths(pulse).database_url) as session:
+        link = _link(session, world, social.POST_PATH)
+        [api] = [c for c in _captures(session, link) if "/api/post" in c.url]
+        record = _record(pulse, api)
+    assert record.rec_type == "response" and api.http_status == 200
+    # gzip inside chunked framing, stored exactly as one of the replica's responses
+    assert record.block in world.sent(social.SITE, "/api/post")
+    assert b"Transfer-Encoding: chunked" in record.block
+    assert b"Content-Encoding: gzip" in record.block
+    # ... with its request as the proxy sent it: origin form, no Via, no proxy headers
+    requests = [
+        r for _, r in iter_records(paths(pulse).warcs / Path(api.warc_file).name)
+        if r.rec_type == "request" and r.get("WARC-Concurrent-To") == api.record_id
+    ]  # fmt: skip
+    [request] = requests
+    assert request.block.startswith(b"GET /api/post?slug=warsaw-vigil HTTP/1.1\r\n")
+    assert b"\r\nVia:" not in request.block and b"Proxy-Connection" not in request.block
+
+
+def test_rendered_text_is_searchable_and_gives_the_metadata(pulse: Path, world: Any) -> None:
+    with session_scope(paths(pulse).database_url) as session:
+        link = _link(session, world, social.POST_PATH)
+        assert link.status == "alive"
+        [page] = _captures(session, link, role="page")
+        assert link.last_capture_id == page.id
+        meta = session.get(PageMetadataRow, page.id)
+        assert meta is not None
+        assert meta.title == social.POST["title"]  # the plain fetch's title was "Loading…"
+        assert meta.author == social.POST["author"]
+        assert str(meta.published) == social.POST["published"]
+        rows = search(session, SearchQuery(text='"Castle Square"'), facets=False).rows
+        assert [row["link_id"] for row in rows] == [link.id]
+        [plain] = _captures(session, link, role="plain_page")  # kept beside the render
+        assert b"Loading" in _record(pulse, plain).payload
+
+
+def test_the_screenshot_shows_what_the_script_drew(pulse: Path, world: Any) -> None:
+    with session_scope(paths(pulse).database_url) as session:
+        link = _link(session, world, social.POST_PATH)
+        [page] = _captures(session, link, role="page")
+        [shot] = _captures(session, link, role="screenshot")
+        [dom] = _captures(session, link, role="dom")
+        [text] = _captures(session, link, role="text")
+        records = {name: _record(pulse, c) for name, c in
+                   (("shot", shot), ("dom", dom), ("text", text))}  # fmt: skip
+    url = world.url(social.SITE, social.POST_PATH)
+    assert records["shot"].rec_type == "resource"
+    assert records["shot"].target_uri == f"urn:view:{url}"
+    assert records["dom"].target_uri == f"urn:dom:{url}"
+    assert records["text"].target_uri == f"urn:text:{url}"
+    for record in records.values():
+        assert record.get("WARC-Concurrent-To") == page.record_id
+    assert social.POST["text"][:40].encode() in records["dom"].payload
+    assert social.POST["text"][:40].encode() in records["text"].payload
+    image = Image.open(io.BytesIO(records["shot"].payload)).convert("RGB")
+    m = social.MARKER
+    inside = image.getpixel((m["left"] + m["width"] // 2, m["top"] + m["height"] // 2))
+    corner = image.getpixel((m["left"] + 3, m["top"] + 3))
+    outside = image.getpixel((m["left"] + m["width"] + 20, m["top"] + m["height"] // 2))
+    assert inside == corner == m["rgb"]
+    assert outside != m["rgb"]
+
+
+def test_the_browser_metadata_record_names_browser_viewport_and_behaviours(
+    pulse: Path, world: Any
+) -> None:
+    url = world.url(social.SITE, social.FEED_PATH)
+    infos = []
+    for path in sorted(paths(pulse).warcs.glob("*.warc.gz")):
+        for _, record in iter_records(path):
+            if record.rec_type == "metadata" and record.target_uri == url:
+                payload = json.loads(record.payload)
+                if payload.get("format") == "linkarchive/browser-capture":
+                    infos.append(payload)
+    [info] = infos
+    assert info["browser"] == "Chromium" and info["version"]
+    assert info["viewport"] == {"width": 1280, "height": 900}
+    assert "HeadlessChrome" not in info["user_agent"] and "Chrome/" in info["user_agent"]
+    assert {"wait-network-quiet", "scroll"} <= set(info["behaviours"])
+    assert info["error"] is None and info["records"]["screenshot"]
+
+
+def test_an_endless_feed_is_scrolled_to_its_last_page(pulse: Path, world: Any) -> None:
+    last = social.feed_item(social.FEED_PAGES, social.FEED_ITEMS)
+    with session_scope(paths(pulse).database_url) as session:
+        link = _link(session, world, social.FEED_PATH)
+        urls = {c.url: c for c in _captures(session, link)}
+        page = world.url(social.SITE, f"/api/feed?page={social.FEED_PAGES}")
+        assert urls[page].http_status == 200
+        image = urls[world.url(social.SITE, last["image"])]
+        assert image.http_status == 200 and image.content_type == "image/jpeg"
+        media = session.scalars(select(Media.url).where(Media.link_id == link.id)).all()
+        assert len(media) == social.FEED_PAGES * social.FEED_ITEMS
+        rows = search(session, SearchQuery(text='"reached the TV tower"'), facets=False).rows
+        assert [row["link_id"] for row in rows] == [link.id]
+
+
+def test_a_video_set_by_a_script_and_text_behind_see_more_are_archived(
+    pulse: Path, world: Any
+) -> None:
+    with session_scope(paths(pulse).database_url) as session:
+        link = _link(session, world, social.CLIP_PATH)
+        video = world.url(social.SITE, social.CLIP_MP4_PATH)
+        whole = [c for c in _captures(session, link) if c.url == video and c.http_status == 200]
+        assert whole and whole[0].content_type == "video/mp4"
+        kinds = session.scalars(select(Media.kind).where(Media.link_id == link.id)).all()
+        assert "video" in kinds
+        rows = search(session, SearchQuery(text='"Brandenburg Gate"'), facets=False).rows
+        assert [row["link_id"] for row in rows] == [link.id]  # only there after "See more"
+
+
+def test_a_log_in_wall_is_blocked_not_alive(pulse: Path, world: Any) -> None:
+    with session_scope(paths(pulse).database_url) as session:
+        link = _link(session, world, social.WALL_PATH)
+        assert link.status == "blocked"
+        outcome = session.scalars(select(CrawlOutcome).where(CrawlOutcome.link_id == link.id)).one()
+        assert outcome.error == "log-in wall" and outcome.http_status == 200
+        assert _captures(session, link, role="screenshot")  # archived as it was seen
+
+
+def test_static_pages_in_auto_mode_are_captured_without_a_browser(
+    crawled: dict[str, Any],
+) -> None:
+    with session_scope(paths(crawled["home"]).database_url) as session:
+        roles = set(session.scalars(select(Capture.role).distinct()))
+        pages = session.scalar(select(Capture.id).where(Capture.role == "page").limit(1))
+    assert pages is not None
+    assert not roles & {"screenshot", "dom", "text", "plain_page"}
+
+
+# --- a Chromium killed mid-page --------------------------------------------------------------
+class _HangSite:
+    """Two app shells: /hang's script waits on /api/slow, which answers only when released;
+    /ok's script gets its text at once."""
+
+    def __init__(self) -> None:
+        self.slow_asked = threading.Event()
+        self.release = threading.Event()
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path == "/api/slow":
+                    site.slow_asked.set()
+                    site.release.wait(60)
+                    body, kind = b'{"text": "late"}', "application/json"
+                elif self.path == "/api/ok":
+                    body, kind = (
+                        b'{"text": "Tallinn candles for the prisoners"}',
+                        "application/json",
+                    )
+                elif self.path in ("/hang", "/ok"):
+                    api = "/api/slow" if self.path == "/hang" else "/api/ok"
+                    body = (
+                        "<!DOCTYPE html><title>Loading</title><div id=r>Loading</div><script>"
+                        f"fetch('{api}').then(r => r.json()).then(d => "
+                        "{document.getElementById('r').textContent = d.text})</script>"
+                    ).encode()
+                    kind = "text/html; charset=utf-8"
+                else:
+                    body, kind = b"", "text/plain"
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _chromium_pids_under(root: int) -> list[int]:
+    """Chromium processes descended from ``root`` (the crawl's subprocesses' browsers)."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+        names[int(entry.name)] = name
+    found = []
+    for pid, name in names.items():
+        if "chrom" not in name:
+            continue
+        ancestor = parents.get(pid, 0)
+        while ancestor > 1 and ancestor != root:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == root:
+            found.append(pid)
+    return found
+
+
+@pytest.fixture
+def hang_site() -> Iterator[_HangSite]:
+    site = _HangSite()
+    yield site
+    site.release.set()
+    site.server.shutdown()
+    site.server.server_close()
+
+
+def test_a_killed_chromium_costs_one_link_and_the_crawl_goes_on(
+    hang_site: _HangSite, prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.crawl import crawl_flow
+
+    monkeypatch.setenv("LINKARCHIVE_BROWSER_PAGES", "1")  # /ok waits for the browser
+    monkeypatch.setenv("LINKARCHIVE_CRAWL_PROCESSES", "1")
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text(
+        "country,city,kind,label,url\n"
+        f"Estonia,Tallinn,report,hang,{hang_site.url}/hang\n"
+        f"Estonia,Tallinn,report,ok,{hang_site.url}/ok\n",
+        encoding="utf-8",
+    )
+    killed: list[int] = []
+
+    def killer() -> None:
+        if not hang_site.slow_asked.wait(120):
+            return
+        time.sleep(0.5)
+        for pid in _chromium_pids_under(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = crawl_flow(source=str(seeds), home=str(tmp_path / "home"))
+    thread.join(5)
+    assert killed, "no Chromium was found to kill"
+    assert result["status"] == "finished" and result["links_done"] == 2
+    with session_scope(paths(tmp_path / "home").database_url) as session:
+        status = {link.label: link for link in session.scalars(select(Link))}
+        hang, ok = status["hang"], status["ok"]
+        assert hang.status == "error"
+        outcome = session.scalars(select(CrawlOutcome).where(CrawlOutcome.link_id == hang.id)).one()
+        assert outcome.error and outcome.error.startswith("browser:")
+        assert ok.status == "alive"  # rendered by a relaunched Chromium
+        rows = search(session, SearchQuery(text="Tallinn candles"), facets=False).rows
+        assert [row["link_id"] for row in rows] == [ok.id]
