@@ -37,6 +37,7 @@ from archive.wacz import Page, rfc3339, write_wacz
 from pipeline.catalog.models import Capture, Link, PageMetadataRow
 from pipeline.catalog.queries import QueryError, get_capture
 from pipeline.config import Paths
+from pipeline.crawlcontext import BROWSER_FORMAT
 from pipeline.custody import (
     append_event,
     current_actor,
@@ -204,9 +205,12 @@ def _facts(
     package: str,
 ) -> dict[str, Any]:
     records = []
+    browser: dict[str, Any] = {}
     for member in members:
         record = read_record(member.path, member.offset)
         payload = record.get("WARC-Payload-Digest") or ""
+        if _renders(record, capture.record_id):
+            browser.update(_browser_facts(record))
         records.append(
             {
                 "record_id": record.record_id,
@@ -263,6 +267,41 @@ def _facts(
             "description": meta.description if meta else None,
         },
         "custody": [{"record_id": capture.record_id, "url": capture.url, "lines": ledger}],
+        **({"browser": browser} if browser else {}),
+    }
+
+
+def _renders(record: Any, page_record_id: str) -> bool:
+    """Whether ``record`` is part of the page's browser capture (screenshot, DOM, text,
+    browser metadata)."""
+    if record.rec_type == "resource":
+        return record.get("WARC-Concurrent-To") == page_record_id
+    return record.rec_type == "metadata" and record.get("WARC-Refers-To") == page_record_id
+
+
+def _browser_facts(record: Any) -> dict[str, Any]:
+    """What the summary says about a browser capture, from one of its records."""
+    url = record.target_uri or ""
+    digest = (record.get("WARC-Payload-Digest") or "").removeprefix("sha256:")
+    if url.startswith("urn:view:"):
+        return {"screenshot_record": record.record_id, "screenshot_url": url,
+                "screenshot_sha256": digest, "screenshot_bytes": len(record.payload)}  # fmt: skip
+    if url.startswith("urn:dom:"):
+        return {"dom_record": record.record_id, "dom_sha256": digest}
+    if record.rec_type != "metadata":
+        return {}
+    try:
+        info = json.loads(record.payload)
+    except ValueError:
+        return {}
+    if not isinstance(info, dict) or info.get("format") != BROWSER_FORMAT:
+        return {}
+    viewport = info.get("viewport") or {}
+    return {
+        "browser": f"{info.get('browser', '')} {info.get('version', '')}".strip(),
+        "user_agent": info.get("user_agent"),
+        "viewport": f"{viewport.get('width')}×{viewport.get('height')}" if viewport else None,
+        "behaviours": ", ".join(info.get("behaviours") or []),
     }
 
 

@@ -26,6 +26,10 @@ shown as "—" (not recorded). Values are plain data: strings, numbers, ``None``
         {"record_id", "type", "url", "payload_sha256", "block_sha256", "warc_file"},
       ],
       "metadata": {"title", "author", "published", "language", "description"},
+      "browser": {                   # only for a page rendered in a browser
+        "screenshot_url", "screenshot_record", "screenshot_sha256", "screenshot_bytes",
+        "dom_record", "dom_sha256", "browser", "user_agent", "viewport", "behaviours",
+      },
       "custody": [                   # the capture ledgers (pipeline.custody lines)
         {"record_id": str, "url": str, "lines": [str, ...]},
       ],                             # or just [str, ...]: one ledger
@@ -71,6 +75,19 @@ _META_FIELDS = (
     ("title", "Title"), ("author", "Author"), ("published", "Published"),
     ("language", "Language"), ("description", "Description"),
 )  # fmt: skip
+_BROWSER_FIELDS = (
+    ("screenshot_url", "Screenshot (PNG, in the package)"),
+    ("screenshot_record", "Screenshot WARC-Record-ID"),
+    ("screenshot_sha256", "Screenshot SHA-256"), ("screenshot_bytes", "Screenshot bytes"),
+    ("dom_record", "Rendered DOM WARC-Record-ID"), ("dom_sha256", "Rendered DOM SHA-256"),
+    ("browser", "Browser"), ("user_agent", "User agent"), ("viewport", "Viewport"),
+    ("behaviours", "Behaviours run"),
+)  # fmt: skip
+_BROWSER_NOTE = (
+    "The page was rendered in a browser. Every exchange the browser made was recorded as it "
+    "went over the wire; the screenshot, the rendered DOM and its text are resource records "
+    "of the package, each naming the page's response (WARC-Concurrent-To)."
+)
 _RECORD_COLUMNS = (
     ("record_id", "WARC-Record-ID"), ("type", "Type"), ("url", "URL"),
     ("payload_sha256", "Payload SHA-256"), ("block_sha256", "Block SHA-256"),
@@ -237,6 +254,10 @@ def render_markdown(facts: dict) -> str:
     redirects = _redirect_rows(capture)
     if redirects:
         out += ["", "Redirect chain:", ""] + _md_table(["#", "HTTP status", "URL"], redirects)
+    browser = _section(facts, "browser")
+    if browser:
+        out += ["", "## Browser capture", "", _md(_BROWSER_NOTE), ""]
+        out += _md_pairs(_pairs(browser, _BROWSER_FIELDS))
     out += ["", "## Extracted metadata", ""]
     out += _md_pairs(_pairs(_section(facts, "metadata"), _META_FIELDS))
     out += ["", "## WARC records", ""]
@@ -358,6 +379,10 @@ def render_html(facts: dict) -> str:
     redirects = _redirect_rows(capture)
     if redirects:
         parts += ["<h3>Redirect chain</h3>", _html_table(["#", "HTTP status", "URL"], redirects)]
+    browser = _section(facts, "browser")
+    if browser:
+        parts += ["<h2>Browser capture</h2>", f"<p>{_h(_BROWSER_NOTE)}</p>",
+                  _html_pairs(_pairs(browser, _BROWSER_FIELDS))]  # fmt: skip
     parts += ["<h2>Extracted metadata</h2>",
               _html_pairs(_pairs(_section(facts, "metadata"), _META_FIELDS)),
               "<h2>WARC records</h2>"]  # fmt: skip

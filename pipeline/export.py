@@ -34,7 +34,7 @@ from archive import iter_records
 from archive.wacz import Member, Page
 from pipeline.catalog.models import Capture, CrawlRun, Link, Media, PageMetadataRow, WarcFile
 from pipeline.catalog.queries import Selection, select_links
-from pipeline.crawlcontext import METADATA_FORMAT
+from pipeline.crawlcontext import BROWSER_FORMAT, METADATA_FORMAT
 
 __all__ = ["ExportError", "ExportPlan", "plan_export"]
 
@@ -71,6 +71,8 @@ class _Scan:
     concurrent: dict[str, set[str]] = field(default_factory=dict)
     # crawl-context metadata: (member, refers-to record id, context)
     contexts: list[tuple[Member, str | None, dict[str, Any]]] = field(default_factory=list)
+    # browser-capture metadata (browser, viewport, behaviours): (member, refers-to id)
+    rendered: list[tuple[Member, str | None]] = field(default_factory=list)
 
 
 def _scan(path: Path) -> _Scan:
@@ -95,6 +97,8 @@ def _scan(path: Path) -> _Scan:
                 continue
             if isinstance(context, dict) and context.get("format") == METADATA_FORMAT:
                 found.contexts.append((member, record.get("WARC-Refers-To"), context))
+            elif isinstance(context, dict) and context.get("format") == BROWSER_FORMAT:
+                found.rendered.append((member, record.get("WARC-Refers-To")))
     return found
 
 
@@ -201,6 +205,7 @@ def plan_links(
     members = [_member(c, files) for c in captures.values()]
     for scan in scans.values():
         members += scan.warcinfo
+        members += [member for member, refers_to in scan.rendered if refers_to in captures]
         for record_id in captures:
             for other in scan.concurrent.get(record_id, ()):
                 if other in scan.requests:

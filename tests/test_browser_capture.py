@@ -9,12 +9,15 @@ the screenshot's pixels.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
+import shutil
 import signal
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -325,3 +328,63 @@ def test_a_killed_chromium_costs_one_link_and_the_crawl_goes_on(
         assert ok.status == "alive"  # rendered by a relaunched Chromium
         rows = search(session, SearchQuery(text="Tallinn candles"), facets=False).rows
         assert [row["link_id"] for row in rows] == [ok.id]
+
+
+# --- seeing it: the web app, evidence packages, WACZ ----------------------------------------
+def test_the_web_app_shows_the_screenshot_first_and_thumbnails_in_results(
+    pulse: Path, world: Any, tmp_path: Path
+) -> None:
+    from webkit import client_as, copy_home, make_app
+
+    app = make_app(copy_home(pulse, tmp_path / "home"))
+    client = client_as(app, "researcher")
+    with session_scope(app.state.paths.database_url) as session:
+        link = _link(session, world, social.POST_PATH)
+        [shot] = _captures(session, link, role="screenshot")
+        png = _record(pulse, shot).payload
+    page = client.get(f"/links/{link.id}").text
+    figure = page.index('id="screenshot"')
+    assert figure < page.index("Page metadata") and figure < page.index("<h2>Captures")
+    assert f'src="/archived/{shot.id}/"' in page
+    served = client.get(f"/archived/{shot.id}/")
+    assert served.status_code == 200 and served.content == png
+    assert served.headers["content-type"] == "image/png"
+    results = client.get("/search", params={"q": '"Castle Square"'}).text
+    assert f'class="shot-thumb" src="/archived/thumb/{shot.id}"' in results
+    thumb = client.get(f"/archived/thumb/{shot.id}")
+    assert thumb.status_code == 200
+    assert Image.open(io.BytesIO(thumb.content)).size[0] <= 320
+
+
+def test_evidence_package_holds_the_screenshot_and_names_it(
+    pulse: Path, world: Any, tmp_path: Path
+) -> None:
+    from pipeline.evidence import choose_capture, export_evidence, verify_package
+
+    home = tmp_path / "home"
+    shutil.copytree(pulse, home)
+    where = paths(home)
+    with session_scope(where.database_url) as session:
+        link = _link(session, world, social.POST_PATH)
+        capture = choose_capture(session, str(link.id), None, None)
+        [shot] = _captures(session, link, role="screenshot")
+        exported = export_evidence(session, where, capture, reason="test", requested_by="t",
+                                   output=tmp_path / "post.wacz")  # fmt: skip
+    with zipfile.ZipFile(exported.path) as package:
+        summary = package.read("evidence/summary.html").decode()
+        pages = package.read("pages/pages.jsonl").decode()
+        warcs = [n for n in package.namelist() if n.startswith("archive/")]
+        records = []
+        for name in warcs:
+            (tmp_path / "x.warc.gz").write_bytes(package.read(name))
+            records += [r for _, r in iter_records(tmp_path / "x.warc.gz")]
+    assert "<h2>Browser capture</h2>" in summary
+    assert html.escape(shot.record_id) in summary
+    assert html.escape(f"urn:view:{world.url(social.SITE, social.POST_PATH)}") in summary
+    targets = {r.target_uri for r in records}
+    assert f"urn:view:{world.url(social.SITE, social.POST_PATH)}" in targets
+    assert any(
+        r.rec_type == "metadata" and b"linkarchive/browser-capture" in r.payload for r in records
+    )
+    assert world.url(social.SITE, social.POST_PATH) in pages
+    assert not verify_package(exported.path).problems

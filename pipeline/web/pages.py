@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -229,8 +229,23 @@ def search_page(
     from pipeline.catalog.fulltext import highlight_html
 
     pages = max(1, -(-result.total // PAGE_SIZE))
+    with session_scope(_db(request)) as session:
+        shots = screenshot_thumbs(session, [row["link_id"] for row in result.rows])
     return render(request, "search.html", params=params, result=result, highlight=highlight_html,
-                  groups=facet_groups(result.facets), page=page, pages=pages)  # fmt: skip
+                  groups=facet_groups(result.facets), page=page, pages=pages,
+                  shots=shots)  # fmt: skip
+
+
+def screenshot_thumbs(session: Session, link_ids: list[int]) -> dict[int, str]:
+    """Link id -> thumbnail URL of its latest screenshot, for the links that have one."""
+    if not link_ids:
+        return {}
+    rows = session.execute(
+        select(Capture.link_id, func.max(Capture.id))
+        .where(Capture.role == "screenshot", Capture.link_id.in_(link_ids))
+        .group_by(Capture.link_id)
+    ).all()
+    return {link_id: f"/archived/thumb/{capture_id}" for link_id, capture_id in rows}
 
 
 def export_rows(request: Request, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -356,6 +371,8 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
         for o in session.scalars(select(CrawlOutcome).where(CrawlOutcome.link_id == link_id))
     ]  # fmt: skip
     history.sort(key=lambda entry: entry["at"] or "", reverse=True)
+    shots = [c for c in captures if c.role == "screenshot"]
+    latest = max(shots, key=lambda c: (c.captured_at, c.id)) if shots else None
     return {
         "id": link.id,
         "country": link.country.name,
@@ -378,6 +395,14 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
             for url, at, capture_id in images
         ],  # fmt: skip
         "history": history,
+        # A browser capture's full-page screenshot, shown first: what the page looked like.
+        "screenshot": latest
+        and {
+            "capture_id": latest.id,
+            "captured_at": iso(latest.captured_at),
+            "src": f"/archived/{latest.id}/",
+            "view": f"/captures/{latest.id}/view",
+        },
     }
 
 

@@ -28,6 +28,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
 from archive import record_id
+from pipeline.crawlcontext import BROWSER_FORMAT
 from spiders.browser.proxy import Exchange, RecordingProxy
 from spiders.browser.render import Browser, BrowserOptions, Rendered
 from spiders.warcstore import WarcStore
@@ -35,7 +36,6 @@ from spiders.warcstore import WarcStore
 logger = logging.getLogger(__name__)
 
 MODES = ("auto", "always", "never")
-BROWSER_FORMAT = "linkarchive/browser-capture"
 
 
 @dataclass
