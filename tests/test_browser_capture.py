@@ -15,6 +15,9 @@ import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 from PIL import Image
 from sqlalchemy import select
 
@@ -32,6 +36,7 @@ from pipeline.catalog import session_scope
 from pipeline.catalog.fulltext import SearchQuery, search
 from pipeline.catalog.models import Capture, CrawlOutcome, Link, Media, PageMetadataRow
 from pipeline.config import paths
+from pipeline.replay import find_wayback
 from pipeline.replica import social
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -388,3 +393,59 @@ def test_evidence_package_holds_the_screenshot_and_names_it(
     )
     assert world.url(social.SITE, social.POST_PATH) in pages
     assert not verify_package(exported.path).problems
+
+
+@pytest.mark.skipif(
+    find_wayback() is None and not os.environ.get("CI"),
+    reason="pywb not installed (pip install -e '.[replay]' or set LINKARCHIVE_WAYBACK)",
+)
+def test_pywb_replays_the_post_with_the_data_its_script_fetched(pulse: Path, world: Any) -> None:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--home", str(pulse), "replay", "--port",
+         str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        urls = []
+        for line in server.stdout:
+            if line.startswith("Replaying"):
+                break
+            urls.append(line.split()[1])
+        [post] = [u for u in urls if u.endswith(social.POST_PATH)]
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "pywb did not start"
+                time.sleep(0.3)
+        replay_base = f"http://127.0.0.1:{port}/"
+        requested: list[str] = []
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--disable-background-networking"]
+            )
+            page = browser.new_page()
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(post)  # pywb's frame, the page in an iframe (mp_), wombat inside
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('iframe')].some(f => f.contentDocument"
+                " && f.contentDocument.body && f.contentDocument.body.innerText"
+                ".includes('Castle Square'))",
+                timeout=30_000,
+            )
+            [frame] = [f for f in page.frames if "mp_/" in f.url]
+            title = frame.title()
+            browser.close()
+        assert title == social.POST["title"]
+        # Everything came from the archive: nothing reached the live replica site.
+        leaked = [u for u in requested if u.startswith("http") and not u.startswith(replay_base)]
+        assert not leaked
+    finally:
+        server.terminate()
+        server.wait(10)
