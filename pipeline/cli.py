@@ -662,10 +662,17 @@ def demo(ctx: click.Context) -> None:
     # Only loopback: the demo must never reach another host.
     os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
     os.environ.setdefault("LINKARCHIVE_AUTOTHROTTLE_START_DELAY", "0.2")
+    from pipeline.replica import social
+
     with ReplicaWorld() as world:
         say(f"Replica world up: index page at {world.index_url}")
         say(f"Data home: {where.home}")
         _run_crawl(where, source=world.index_url)
+        # Posts on a social platform: app shells, an endless feed, a video, a log-in wall.
+        pulse = world.url(social.SITE, social.LIST_PATH)
+        say(f"\nNow the social platform's posts ({pulse}), rendered in Chromium where needed:")
+        _run_crawl(where, source=pulse)
+        post_url = world.url(social.SITE, social.POST_PATH)
     from pipeline.catalog.fulltext import SearchQuery
     from pipeline.catalog.fulltext import search as run_search
     from pipeline.catalog.queries import status_summary
@@ -683,11 +690,35 @@ def demo(ctx: click.Context) -> None:
     say("\nA few of the archived links:")
     rows = list({row["link_id"]: row for row in picks}.values())
     _emit(rows, "table", ["link_id", "city", "kind", "status", "images", "title"])
+    _show_browser_capture(where, post_url)
     say(f"Try: linkarchive --home {where.home} search 'Blumen OR flowers' --city Berlin")
     say(
         f"Or in the browser: linkarchive --home {where.home} users add NAME --role researcher,"
         f" then linkarchive --home {where.home} serve"
     )
+
+
+def _show_browser_capture(where: Paths, url: str) -> None:
+    """Say what the browser captured of the demo's script-built post."""
+    from sqlalchemy import select
+
+    from pipeline.catalog.models import Capture, Link, PageMetadataRow
+
+    with session_scope(where.database_url) as session:
+        link = session.scalar(select(Link).where(Link.url == url))
+        if link is None or link.last_capture_id is None:
+            say("\nThe browser-captured post was not archived: see the crawl's log.")
+            return
+        meta = session.get(PageMetadataRow, link.last_capture_id)
+        shot = session.scalar(
+            select(Capture.id).where(Capture.link_id == link.id, Capture.role == "screenshot")
+        )
+    say(
+        f"\nRendered in Chromium: link {link.id}, \"{meta.title if meta else link.label}\" "
+        f"({link.status}); a plain fetch saw only \"Loading…\"."
+    )
+    if shot:
+        say(f"Its screenshot is capture {shot}: open /links/{link.id} in the web app (below).")
 
 
 def _reset_demo_home(home: Path) -> None:
