@@ -192,6 +192,71 @@ def bench_crawl(world: object) -> list[list[str]]:
     return rows
 
 
+def _chromium_rss() -> int:
+    """Resident bytes of every Chromium process on the machine now."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if "chrom" not in (entry / "comm").read_text():
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def bench_browser(world: object) -> list[list[str]]:
+    """Browser capture: the replica's 25 links with --browser never and always, and the
+    social platform's four posts in auto mode (each rendered), with Chromium's peak RSS."""
+    import threading
+
+    from flows.crawl import crawl_flow
+    from pipeline.replica import social
+
+    os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
+    rows = []
+    runs = [
+        ("replica links, --browser never", world.index_url, "never"),  # type: ignore[attr-defined]
+        ("replica links, --browser always", world.index_url, "always"),  # type: ignore[attr-defined]
+        ("social posts, --browser auto (all rendered)",
+         world.url(social.SITE, social.LIST_PATH), "auto"),  # type: ignore[attr-defined]
+    ]  # fmt: skip
+    for label, source, mode in runs:
+        home = Path(tempfile.mkdtemp(prefix="bench-browser-"))
+        peak, done = [0], threading.Event()
+
+        def sample(peak: list[int] = peak, done: threading.Event = done) -> None:
+            while not done.wait(0.2):
+                peak[0] = max(peak[0], _chromium_rss())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.perf_counter()
+        result = crawl_flow(source=source, home=str(home), browser=mode)
+        took = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        from sqlalchemy import func, select
+
+        from pipeline.catalog import session_scope
+        from pipeline.catalog.models import Capture
+        from pipeline.config import paths
+
+        with session_scope(paths(home).database_url) as session:
+            shots = session.scalar(
+                select(func.count(Capture.id)).where(Capture.role == "screenshot")
+            )
+        rate = f"{shots / took:.2f}" if shots else "—"
+        rows.append([label, str(result["links_total"]), str(shots), f"{took:.1f}", rate,
+                     f"{peak[0] / 1e6:.0f}" if peak[0] else "—"])  # fmt: skip
+        shutil.rmtree(home)
+    return rows
+
+
 SEARCHES = ("Blumen", "Belarus", '"Frauen in Weiß"', "Blumen OR flowers", "solidar*",
             "Belarus -Berlin")  # fmt: skip
 
@@ -302,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from pipeline.replica import ReplicaWorld
 
-    warc = extract = crawl = search = None
+    warc = extract = crawl = search = browser = None
     if args.only != "crawl":
         print("WARC writer/reader...", file=sys.stderr)
         warc = bench_warc()
@@ -311,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             extract = bench_extract(world)
             print("crawl...", file=sys.stderr)
             crawl = bench_crawl(world)
+            print("browser capture...", file=sys.stderr)
+            browser = bench_browser(world)
         print("search...", file=sys.stderr)
         search = bench_search()
     engine = "## Crawl engine: `linkarchive crawl` beside wget and bare Scrapy\n\n" + NOT_RUN + "\n"
@@ -358,6 +425,16 @@ Where the crawl flow's time goes (seconds):
 Each host's links stay in one crawl process (per-host politeness holds across the
 processes running at once), so the unit holding the largest host bounds the crawl; the
 replica's news site holds 16 of the 25 links.
+
+## Browser capture (`spiders/browser/`)
+
+The crawl flow with pages rendered in Chromium through the recording proxy: every
+exchange recorded, behaviours (network quiet, scroll, "see more", media), a full-page
+screenshot, the DOM and its text per page, at most two pages at once per crawl process.
+"pages/s" counts rendered pages (screenshots) over the whole run's wall time, Prefect and
+seed import included; "Chromium MB" is the peak resident memory of all Chromium processes.
+
+{table(["crawl", "links", "pages rendered", "seconds", "pages/s", "Chromium MB"], browser)}
 
 ## Full-text search (`pipeline/catalog/fulltext.py`)
 

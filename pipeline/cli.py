@@ -713,12 +713,15 @@ def _show_browser_capture(where: Paths, url: str) -> None:
         shot = session.scalar(
             select(Capture.id).where(Capture.link_id == link.id, Capture.role == "screenshot")
         )
+    if not shot:
+        say("\nNo browser here (apt-get install chromium): the script-built post kept only its "
+            "plain capture, \"Loading…\".")  # fmt: skip
+        return
     say(
-        f"\nRendered in Chromium: link {link.id}, \"{meta.title if meta else link.label}\" "
-        f"({link.status}); a plain fetch saw only \"Loading…\"."
+        f'\nRendered in Chromium: link {link.id}, "{meta.title if meta else link.label}" '
+        f'({link.status}); a plain fetch saw only "Loading…".'
     )
-    if shot:
-        say(f"Its screenshot is capture {shot}: open /links/{link.id} in the web app (below).")
+    say(f"Its screenshot is capture {shot}: open /links/{link.id} in the web app (below).")
 
 
 def _reset_demo_home(home: Path) -> None:
