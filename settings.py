@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pipeline.walls import PLATFORM_HOSTS
+from pipeline.walls import PLATFORM_HOSTS, VIDEO_HOSTS
 
 
 def _env(name: str, default: str) -> str:
@@ -170,3 +170,12 @@ LINKARCHIVE_BROWSER_USER_AGENT = _env("BROWSER_USER_AGENT", "")
 # A folder of Playwright storage states, <host>.json (cookies of a logged-in account). Never
 # written into WARC files; see the README before using one.
 LINKARCHIVE_BROWSER_STATE_DIR = _env("BROWSER_STATE_DIR", "")
+
+# --- Video (yt-dlp, through the recording proxy; spiders/browser/video.py) -------------------
+LINKARCHIVE_VIDEO = _env_bool("VIDEO", True)
+# Hosts (and subdomains) whose page links get yt-dlp; comma-separated, replaces the default.
+LINKARCHIVE_VIDEO_HOSTS = [
+    h.strip() for h in _env("VIDEO_HOSTS", ",".join(VIDEO_HOSTS)).split(",") if h.strip()
+]
+LINKARCHIVE_VIDEO_MAX_BYTES = _env_int("VIDEO_MAX_BYTES", 512 << 20)  # per file
+LINKARCHIVE_VIDEO_MAX_SECONDS = _env_int("VIDEO_MAX_SECONDS", 3 * 3600)  # of duration

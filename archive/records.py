@@ -482,7 +482,7 @@ class RecordFactory:
     def resource(
         self,
         url: str,
-        body: bytes,
+        body: bytes | IO[bytes],
         content_type: str,
         *,
         concurrent_to: str | None = None,
@@ -491,12 +491,33 @@ class RecordFactory:
     ) -> ArcWarcRecord:
         """A ``resource`` record: ``body`` is the whole block (e.g. a screenshot, a PDF).
 
-        ``concurrent_to`` (a record id) becomes WARC-Concurrent-To: a browser capture's
-        screenshot, rendered DOM and text name the page's response record so."""
+        ``body`` may be a seekable stream (a downloaded video): it is read once from its
+        position for the digest and left as the record's stream, so the caller keeps it
+        open until the record is written. ``concurrent_to`` (a record id) becomes
+        WARC-Concurrent-To: a browser capture's screenshot, rendered DOM and text name the
+        page's response record so."""
         links = []
         if concurrent_to:
             links.append(("WARC-Concurrent-To", normalise_record_id(concurrent_to)))
-        return self._plain_record("resource", url, bytes(body), content_type, links, date, extra)
+        if isinstance(body, bytes | bytearray | memoryview):
+            return self._plain_record(
+                "resource", url, bytes(body), content_type, links, date, extra
+            )
+        start = body.tell()
+        digest = Sha256Stream()
+        while chunk := body.read(_READ_CHUNK):
+            digest.update(chunk)
+        body.seek(start)
+        headers = self._base_headers("resource", url, date) + links
+        headers += [
+            ("Content-Type", _check_text("content_type", content_type).strip()),
+            ("Content-Length", str(digest.length)),
+            ("WARC-Block-Digest", digest.labelled()),
+            ("WARC-Payload-Digest", digest.labelled()),
+        ]
+        return self._finish(
+            "resource", headers, body, None, content_type, extra, digest.length, start
+        )
 
     def warcinfo(
         self, filename: str, fields: dict[str, str], *, date: datetime | None = None

@@ -16,13 +16,16 @@ SEED_FORMAT = "linkarchive/seed-import"  # the "format" key of an archived seed 
 # The "format" key of a browser capture's metadata record: browser, version, viewport,
 # user agent, behaviours run, and every exchange the page made (spiders/browser/service.py).
 BROWSER_FORMAT = "linkarchive/browser-capture"
+# The "format" key of a video's metadata record: yt-dlp's info JSON (spiders/browser/video.py).
+VIDEO_FORMAT = "linkarchive/video"
 
 ROLES = ("page", "gallery_page", "image", "requisite", "media", "plain_page")
 # A browser capture's own records (``rendered`` in a page's context), as capture roles.
-RENDERED_ROLES = {"screenshot": "screenshot", "dom": "dom", "text": "text"}
+RENDERED_ROLES = {"screenshot": "screenshot", "dom": "dom", "text": "text", "video": "video"}
 # Their WARC-Target-URIs: urn:view:<page URL> (Browsertrix's screenshot convention, shown by
 # ReplayWeb.page), urn:dom:<page URL>, urn:text:<page URL>. Indexed as captures.
-RENDERED_URNS = ("urn:view:", "urn:dom:", "urn:text:")
+# urn:video:<page URL> is a video yt-dlp fetched in pieces, stored whole.
+RENDERED_URNS = ("urn:view:", "urn:dom:", "urn:text:", "urn:video:")
 PAGE_ROLES = ("page", "gallery_page")
 
 

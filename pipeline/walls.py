@@ -21,6 +21,13 @@ PLATFORM_HOSTS = (
     "twitter.com", "x.com", "tiktok.com", "linkedin.com", "bsky.app",
 )  # fmt: skip
 
+#: Hosts (and subdomains) whose pages get yt-dlp (``LINKARCHIVE_VIDEO_HOSTS`` replaces it).
+VIDEO_HOSTS = (
+    "youtube.com", "youtu.be", "vimeo.com", "vk.com", "vk.ru", "vkvideo.ru", "ok.ru",
+    "facebook.com", "fb.watch", "instagram.com", "t.me", "tiktok.com", "rutube.ru",
+    "dailymotion.com", "twitter.com", "x.com",
+)  # fmt: skip
+
 #: A page with less visible text than this, and a script, is an app shell.
 SHELL_TEXT_CHARS = 200
 #: Walls and "not available" pages are short; longer pages are not searched for markers.

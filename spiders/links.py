@@ -30,9 +30,11 @@ from pipeline.pagestructure import (
     parse_gallery,
     parse_html,
 )
-from pipeline.walls import PageSignals, browser_reason, wall_reason
+from pipeline.walls import PageSignals, browser_reason, on_platform, wall_reason
 from pipeline.walls import signals as page_signals
+from spiders.browser.proxy import Exchange
 from spiders.browser.service import MODES, BrowserCapture, BrowserService
+from spiders.browser.video import VideoFetcher, VideoResult
 
 # Page requests hand every final status to the callback (a 404 is an outcome to record),
 # except redirects, which RedirectMiddleware must still follow.
@@ -107,6 +109,19 @@ def _exchange_role(content_type: str) -> str:
     return "media" if major in ("video", "audio") else "requisite"
 
 
+def _exchange_items(link: dict[str, Any], exchanges: list[Exchange]) -> Iterator[dict[str, Any]]:
+    """Context items tying what a browser or yt-dlp fetched for a link to it."""
+    for exchange in exchanges:
+        if exchange.record_id:
+            yield {
+                "link": link,
+                "role": _exchange_role(exchange.content_type),
+                "url": exchange.url,
+                "final_url": exchange.url,
+                "chain": [exchange.record_id],
+            }
+
+
 class LinkSpider(scrapy.Spider):
     """Archive the links of one crawl job (see ``spiders.run``)."""
 
@@ -120,10 +135,16 @@ class LinkSpider(scrapy.Spider):
         self._assets: OrderedDict[str, _Asset] = OrderedDict()
         self._gallery_pages: dict[int, set[str]] = {}
         self.browser: BrowserService | None = None
+        self.video: VideoFetcher | None = None
         self.browser_mode = "never"
 
     def _start_browser(self) -> None:
-        """The process's browser, unless this crawl never uses one (a check, ``never``)."""
+        """The process's browser, unless this crawl never uses one (a check, ``never``),
+        and yt-dlp for video hosts (``LINKARCHIVE_VIDEO``; not in checks)."""
+        self.platforms = self.settings.getlist("LINKARCHIVE_BROWSER_HOSTS")
+        self.video_hosts = self.settings.getlist("LINKARCHIVE_VIDEO_HOSTS")
+        if self.settings.getbool("LINKARCHIVE_VIDEO") and self.job.get("mode") != "check":
+            self.video = VideoFetcher.from_crawler(self.crawler)
         mode = self.job.get("browser") or self.settings.get("LINKARCHIVE_BROWSER", "auto")
         if mode not in MODES:
             raise ValueError(f"browser mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -132,7 +153,6 @@ class LinkSpider(scrapy.Spider):
             self.browser = BrowserService.from_crawler(self.crawler, self.browser_mode)
         except NotConfigured:
             return
-        self.platforms = self.settings.getlist("LINKARCHIVE_BROWSER_HOSTS")
         self.crawler.signals.connect(self._close_browser, signal=signals.spider_closed)
 
     async def _close_browser(self) -> None:
@@ -234,18 +254,26 @@ class LinkSpider(scrapy.Spider):
         html = isinstance(response, TextResponse) and content_type in HTML_TYPES
         page = page_signals(response.body) if html and role == "page" else None
         reason = self._browser_reason(response, role, page)
+        capture = None
         if reason is not None:
             capture = await self.browser.capture(link["url"])  # type: ignore[union-attr]
-            if not capture.rendered.unavailable or self.browser_mode == "always":
-                item["role"] = "plain_page"  # what a plain fetch got, kept beside the render
-                yield item
-                for request_or_item in self._browser_items(link, capture, reason):
-                    yield request_or_item
-                return
-            self.logger.warning("no browser for %s: %s", link["url"], capture.error)
+            if capture.rendered.unavailable and self.browser_mode != "always":
+                self.logger.warning("no browser for %s: %s", link["url"], capture.error)
+                capture = None
+        video = await self._video(link, role, response, capture)
+        if capture is not None:
+            item["role"] = "plain_page"  # what a plain fetch got, kept beside the render
+            yield item
+            for request_or_item in self._browser_items(link, capture, reason or "", video):
+                yield request_or_item
+            return
         if role == "page":  # its metadata is extracted when indexed (pipeline.indexer)
             item["outcome"] = _outcome(link, response, page)
+            if video is not None:
+                item["rendered"] = video.context()
         yield item
+        for video_item in _exchange_items(link, video.exchanges if video else []):
+            yield video_item
         if self.job.get("mode") == "check":  # a check archives the page alone
             return
         if not ok or not html:
@@ -267,22 +295,39 @@ class LinkSpider(scrapy.Spider):
         host = urlsplit(response.url).hostname or ""
         return browser_reason(page, host, self.platforms)
 
+    async def _video(
+        self,
+        link: dict[str, Any],
+        role: str,
+        response: Response,
+        capture: BrowserCapture | None,
+    ) -> VideoResult | None:
+        """The link's video through yt-dlp, for pages on video hosts (not in checks)."""
+        if self.video is None or role != "page":
+            return None
+        if not on_platform(urlsplit(link["url"]).hostname or "", self.video_hosts):
+            return None
+        chain = capture.chain if capture is not None else response.meta.get("la_records", [])
+        result = await self.video.fetch(link["url"], chain[-1] if chain else None)
+        if result.error:
+            self.logger.warning("%s: %s", link["url"], result.error)
+        return result
+
     def _browser_items(
-        self, link: dict[str, Any], capture: BrowserCapture, reason: str
+        self,
+        link: dict[str, Any],
+        capture: BrowserCapture,
+        reason: str,
+        video: VideoResult | None = None,
     ) -> Iterator[scrapy.Request | dict[str, Any]]:
         """Context items for what the browser fetched and made, then what it left whole:
         media it only fetched in ranges (or not at all), a gallery's images and pages."""
-        for exchange in capture.others:
-            yield {
-                "link": link,
-                "role": _exchange_role(exchange.content_type),
-                "url": exchange.url,
-                "final_url": exchange.url,
-                "chain": [exchange.record_id],
-            }
+        yield from _exchange_items(link, capture.others + (video.exchanges if video else []))
         outcome = _browser_outcome(link, capture)
         rendered = {"reason": reason, **capture.records,
                     "behaviours": capture.rendered.behaviours}  # fmt: skip
+        if video is not None:
+            rendered.update(video.context())
         yield {
             "link": link,
             "role": "page",

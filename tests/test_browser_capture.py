@@ -449,3 +449,125 @@ def test_pywb_replays_the_post_with_the_data_its_script_fetched(pulse: Path, wor
     finally:
         server.terminate()
         server.wait(10)
+
+
+# --- video: yt-dlp through the recording proxy -------------------------------------------------
+SMALL_MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
+LONG_MP4 = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 400  # over the limit below
+
+
+class _VideoSite:
+    """Two watch pages, each naming its MP4 in og:video only (as platforms do: the plain
+    crawl finds no media to fetch)."""
+
+    def __init__(self) -> None:
+        files = {"/v/rally.mp4": SMALL_MP4, "/v/long.mp4": LONG_MP4}
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.startswith("/watch/"):
+                    name = self.path.rsplit("/", 1)[1]
+                    body = (
+                        f'<html><head><title>Clip {name}</title><meta property="og:title" '
+                        f'content="Clip {name}"><meta property="og:video" '
+                        f'content="http://{self.headers["Host"]}/v/{name}.mp4">'
+                        '<meta property="og:video:type" content="video/mp4">'
+                        f"</head><body><h1>Clip {name}</h1>"
+                        + "<p>The march went from the station to the square.</p>" * 8
+                        + "</body></html>"
+                    ).encode()
+                    kind = "text/html; charset=utf-8"
+                else:
+                    body, kind = files.get(self.path, b""), "video/mp4"
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_videos_on_video_hosts_are_fetched_by_yt_dlp_within_limits(
+    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.crawl import crawl_flow
+
+    site = _VideoSite()
+    monkeypatch.setenv("LINKARCHIVE_VIDEO_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("LINKARCHIVE_VIDEO_MAX_BYTES", str(len(SMALL_MP4) * 4))
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text(
+        "country,city,kind,label,url\n"
+        f"Germany,Leipzig,video,rally,{site.url}/watch/rally\n"
+        f"Germany,Leipzig,video,long,{site.url}/watch/long\n",
+        encoding="utf-8",
+    )
+    try:
+        crawl_flow(source=str(seeds), home=str(tmp_path / "home"), browser="never")
+    finally:
+        site.server.shutdown()
+        site.server.server_close()
+    where = paths(tmp_path / "home")
+    infos = {}
+    for path in sorted(where.warcs.glob("*.warc.gz")):
+        for _, record in iter_records(path):
+            if record.rec_type == "metadata" and b'"linkarchive/video"' in record.payload:
+                infos[record.target_uri] = json.loads(record.payload)
+    rally = infos[f"{site.url}/watch/rally"]
+    assert rally["error"] is None and rally["downloader"] == "yt-dlp"
+    assert rally["info"]["url"] == f"{site.url}/v/rally.mp4"
+    assert "video" not in rally["records"]  # it came whole in one response: stored once
+    long = infos[f"{site.url}/watch/long"]
+    with session_scope(where.database_url) as session:
+        links = {link.label: link for link in session.scalars(select(Link))}
+
+        def fetched_by_yt_dlp(info: dict[str, Any], name: str) -> list[Capture]:
+            return list(session.scalars(select(Capture).where(
+                Capture.record_id.in_(info["exchanges"]), Capture.url.like(f"%/v/{name}")
+            )))  # fmt: skip
+
+        [rally_mp4] = fetched_by_yt_dlp(rally, "rally.mp4")
+        assert rally_mp4.http_status == 200 and rally_mp4.size == len(SMALL_MP4)
+        assert rally_mp4.link_id == links["rally"].id and rally_mp4.role == "media"
+        kinds = session.scalars(select(Media.kind).where(Media.link_id == links["rally"].id))
+        assert "video" in set(kinds)
+        # over LINKARCHIVE_VIDEO_MAX_BYTES: neither kept by yt-dlp nor archived whole
+        assert "video" not in long["records"]
+        assert all(c.size < len(LONG_MP4) for c in fetched_by_yt_dlp(long, "long.mp4"))
+        assert links["rally"].status == links["long"].status == "alive"
+
+
+def test_a_video_fetched_in_pieces_is_stored_whole_as_a_resource(tmp_path: Path) -> None:
+    from archive import RecordFactory, RotatingWarcWriter
+    from spiders.browser.video import VideoFetcher, VideoResult
+    from spiders.warcstore import WarcStore
+
+    factory = RecordFactory()
+    writer = RotatingWarcWriter(tmp_path / "warcs", prefix="t", factory=factory, fsync=False)
+    store = WarcStore(writer, factory)
+    fetcher = VideoFetcher(store, None, max_bytes=1 << 20, max_seconds=60, spool_dir=None)
+    video = tmp_path / "video-abc.mp4"
+    video.write_bytes(LONG_MP4)
+    page = "https://video.example/watch?v=abc"
+    # yt-dlp's media URL was fetched in ranges (206s), so no single response holds the file
+    result = VideoResult(page, info={"url": "https://cdn.example/abc.mp4", "title": "Clip"},
+                         files=[video])  # fmt: skip
+    fetcher._write(result, refers_to="<urn:uuid:11111111-2222-4333-8444-555555555555>")
+    writer.close()
+    records = {r.target_uri: r for f in (tmp_path / "warcs").glob("*.warc.gz")
+               for _, r in iter_records(f)}  # fmt: skip
+    stored = records[f"urn:video:{page}"]
+    assert stored.rec_type == "resource" and stored.payload == LONG_MP4
+    assert stored.content_type == "video/mp4"
+    assert stored.get("WARC-Concurrent-To") == "<urn:uuid:11111111-2222-4333-8444-555555555555>"
+    info = json.loads(records[page].payload)
+    assert info["records"]["video"] == stored.record_id and info["info"]["title"] == "Clip"

@@ -286,8 +286,9 @@ class Browser:
             if height >= self.options.max_height:
                 break
             await quiet.wait(min(self.options.quiet_seconds, max(0.1, deadline - time.monotonic())))
+            # Twice unchanged: a feed's next page may start loading only after a quiet spell.
             still = still + 1 if height == last else 0
-            if still >= 1 and height == await page.evaluate(_HEIGHT_JS):
+            if still >= 2 and height == await page.evaluate(_HEIGHT_JS):
                 break
             last = height
         if last > self.options.height and "scroll" not in rendered.behaviours:

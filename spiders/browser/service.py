@@ -78,25 +78,51 @@ def browser_options(settings: Any) -> BrowserOptions:
     )
 
 
+@dataclass
+class ProxyFactory:
+    """Recording proxies for one crawl process, writing into its WARC store."""
+
+    store: WarcStore
+    allowed_hosts: frozenset[str]
+    max_size: int
+    budget: int
+    spool_dir: str | None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ProxyFactory:
+        """Limits and the host allowlist from the crawl's settings."""
+        settings = crawler.settings
+        hosts = settings.getlist("LINKARCHIVE_ALLOWED_HOSTS")
+        return cls(
+            WarcStore.from_crawler(crawler),
+            frozenset(h.strip().lower() for h in hosts if h.strip()),
+            max_size=settings.getint("LINKARCHIVE_ARCHIVE_MAXSIZE"),
+            budget=settings.getint("LINKARCHIVE_BROWSER_PAGE_BYTES"),
+            spool_dir=settings.get("LINKARCHIVE_WARC_DIR"),
+        )
+
+    def _allow(self, host: str) -> bool:
+        return not self.allowed_hosts or host in self.allowed_hosts
+
+    def __call__(self, max_size: int | None = None) -> RecordingProxy:
+        """A new proxy (not yet started) whose exchanges go into the crawl's WARC files;
+        ``max_size`` lowers the archive limit per response (a video's size limit)."""
+        return RecordingProxy(
+            lambda url, wire: self.store.write_wire(url, wire),
+            allow=self._allow,
+            max_size=min(self.max_size, max_size or self.max_size),
+            budget=self.budget,
+            spool_dir=self.spool_dir,
+        )
+
+
 class BrowserService:
     """The crawl process's browser: built from settings, ``NotConfigured`` when off."""
 
-    def __init__(
-        self,
-        store: WarcStore,
-        browser: Browser,
-        *,
-        allowed_hosts: list[str],
-        max_size: int,
-        page_bytes: int,
-        spool_dir: str | None,
-    ) -> None:
+    def __init__(self, store: WarcStore, browser: Browser, proxies: ProxyFactory) -> None:
         self.store = store
         self.browser = browser
-        self.allowed_hosts = {h.strip().lower() for h in allowed_hosts if h.strip()}
-        self.max_size = max_size
-        self.page_bytes = page_bytes
-        self.spool_dir = spool_dir
+        self.proxies = proxies
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, mode: str) -> BrowserService:
@@ -107,28 +133,11 @@ class BrowserService:
         browser = Browser(
             browser_options(settings), pages=settings.getint("LINKARCHIVE_BROWSER_PAGES")
         )
-        return cls(
-            WarcStore.from_crawler(crawler),
-            browser,
-            allowed_hosts=settings.getlist("LINKARCHIVE_ALLOWED_HOSTS"),
-            max_size=settings.getint("LINKARCHIVE_ARCHIVE_MAXSIZE"),
-            page_bytes=settings.getint("LINKARCHIVE_BROWSER_PAGE_BYTES"),
-            spool_dir=settings.get("LINKARCHIVE_WARC_DIR"),
-        )
-
-    def _allow(self, host: str) -> bool:
-        return not self.allowed_hosts or host in self.allowed_hosts
+        return cls(WarcStore.from_crawler(crawler), browser, ProxyFactory.from_crawler(crawler))
 
     async def capture(self, url: str) -> BrowserCapture:
         """Render ``url`` through a recording proxy of its own and archive the result."""
-        proxy = RecordingProxy(
-            lambda exchange_url, wire: self.store.write_wire(exchange_url, wire),
-            allow=self._allow,
-            max_size=self.max_size,
-            budget=self.page_bytes,
-            spool_dir=self.spool_dir,
-        )
-        await proxy.start()
+        proxy = await self.proxies().start()
         try:
             rendered = await self.browser.render(url, proxy.url, urlsplit(url).hostname or "")
         finally:
