@@ -298,6 +298,18 @@ def test_a_killed_chromium_costs_one_link_and_the_crawl_goes_on(
 
     monkeypatch.setenv("LINKARCHIVE_BROWSER_PAGES", "1")  # /ok waits for the browser
     monkeypatch.setenv("LINKARCHIVE_CRAWL_PROCESSES", "1")
+    # An archivist's logged-in session for the host: its cookie goes with the browser's
+    # requests; the state file itself (its local storage here) never reaches a WARC file.
+    states = tmp_path / "states"
+    states.mkdir()
+    (states / "127.0.0.1.json").write_text(json.dumps({
+        "cookies": [{"name": "session", "value": "archivist-7f3a", "domain": "127.0.0.1",
+                     "path": "/", "expires": -1, "httpOnly": True, "secure": False,
+                     "sameSite": "Lax"}],
+        "origins": [{"origin": hang_site.url, "localStorage": [
+            {"name": "device", "value": "state-file-only-e91c"}]}],
+    }))  # fmt: skip
+    monkeypatch.setenv("LINKARCHIVE_BROWSER_STATE_DIR", str(states))
     seeds = tmp_path / "seeds.csv"
     seeds.write_text(
         "country,city,kind,label,url\n"
@@ -333,6 +345,13 @@ def test_a_killed_chromium_costs_one_link_and_the_crawl_goes_on(
         assert ok.status == "alive"  # rendered by a relaunched Chromium
         rows = search(session, SearchQuery(text="Tallinn candles"), facets=False).rows
         assert [row["link_id"] for row in rows] == [ok.id]
+    warcs = b"".join(
+        r.block
+        for p in paths(tmp_path / "home").warcs.glob("*.warc.gz")
+        for _, r in iter_records(p)
+    )
+    assert b"\r\nCookie: session=archivist-7f3a\r\n" in warcs
+    assert b"state-file-only-e91c" not in warcs
 
 
 # --- seeing it: the web app, evidence packages, WACZ ----------------------------------------

@@ -189,7 +189,7 @@ def decode_jpeg(data: bytes) -> tuple[int, int, str]:
 
 
 def test_world_api(world: ReplicaWorld) -> None:
-    assert ReplicaWorld.SITES == ("index", "news", "blog", "photos", "video", "cdn")
+    assert ReplicaWorld.SITES == ("index", "news", "blog", "photos", "video", "cdn", "social")
     assert set(world.base_urls) == set(world.SITES)
     ports = {urlsplit(u).port for u in world.base_urls.values()}
     assert len(ports) == len(world.SITES)
