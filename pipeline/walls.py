@@ -51,8 +51,11 @@ WALL_MARKERS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
-_HIDDEN = re.compile(rb"<(script|style|noscript|template|svg)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
-_TAG = re.compile(rb"<[^>]*>")
+#: Only the start of a page is read: shells, walls and error pages are small.
+SIGNAL_BYTES = 512 * 1024
+
+_HIDDEN_OPEN = re.compile(rb"<(script|style|noscript|template|svg)\b|<!--", re.I)
+_TAG = re.compile(rb"<[^<>]*>")  # not [^>]*: linear even on "<<<<…"
 _SPACE = re.compile(rb"\s+")
 _SCRIPT = re.compile(rb"<script\b", re.I)
 _PASSWORD = re.compile(rb"<input\b[^>]*\btype\s*=\s*[\"']?password", re.I)
@@ -76,7 +79,8 @@ class PageSignals:
 def signals(html: bytes | str) -> PageSignals:
     """The visible text and tell-tale markup of ``html``."""
     data = html.encode("utf-8", "replace") if isinstance(html, str) else html
-    visible = _SPACE.sub(b" ", _TAG.sub(b" ", _HIDDEN.sub(b" ", data))).strip()
+    data = data[:SIGNAL_BYTES]
+    visible = _SPACE.sub(b" ", _TAG.sub(b" ", _without_hidden(data))).strip()
     text = visible[: MARKER_TEXT_CHARS + 1].decode("utf-8", "replace")
     return PageSignals(
         text=text,
@@ -84,6 +88,25 @@ def signals(html: bytes | str) -> PageSignals:
         scripts=_SCRIPT.search(data) is not None,
         password_form=_PASSWORD.search(data) is not None,
     )
+
+
+def _without_hidden(data: bytes) -> bytes:
+    """``data`` without scripts, styles, templates, SVG and comments, in one pass: a
+    regular expression with a lazy ``.*?`` would rescan to the end for every unclosed
+    ``<script`` (quadratic on a hostile page); an unclosed one hides the rest."""
+    lower = data.lower()
+    kept, pos = [], 0
+    while (found := _HIDDEN_OPEN.search(data, pos)) is not None:
+        kept.append(data[pos : found.start()])
+        if found.group(1) is None:  # a comment
+            end = lower.find(b"-->", found.end())
+            pos = end + 3 if end >= 0 else len(data)
+        else:
+            end = lower.find(b"</" + found.group(1).lower(), found.end())
+            close = lower.find(b">", end) if end >= 0 else -1
+            pos = close + 1 if close >= 0 else len(data)
+    kept.append(data[pos:])
+    return b" ".join(kept)
 
 
 def wall_reason(page: PageSignals, text: str | None = None) -> str | None:

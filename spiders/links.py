@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,7 +279,8 @@ class LinkSpider(scrapy.Spider):
         if not ok or not html:
             return
         soup, base = parse_html(response.text), response.url  # parsed once for all three
-        for request_or_item in self._page_assets(link, soup, base):
+        fetched = {e.url for e in video.exchanges if e.status == 200} if video else set()
+        for request_or_item in self._page_assets(link, soup, base, fetched=fetched):
             yield request_or_item
 
     def _browser_reason(
@@ -303,7 +304,8 @@ class LinkSpider(scrapy.Spider):
         capture: BrowserCapture | None,
     ) -> VideoResult | None:
         """The link's video through yt-dlp, for pages on video hosts (not in checks)."""
-        if self.video is None or role != "page":
+        ok = 200 <= response.status < 300 or capture is not None
+        if self.video is None or role != "page" or not ok:
             return None
         if not on_platform(urlsplit(link["url"]).hostname or "", self.video_hosts):
             return None
@@ -348,12 +350,19 @@ class LinkSpider(scrapy.Spider):
             )
 
     def _page_assets(
-        self, link: dict[str, Any], soup: Any, base: str, requisites: bool = True
+        self,
+        link: dict[str, Any],
+        soup: Any,
+        base: str,
+        requisites: bool = True,
+        fetched: Collection[str] = (),
     ) -> Iterator[scrapy.Request | dict[str, Any]]:
-        """A page's requisites and media, and for a photo gallery its images and pages."""
+        """A page's requisites and media (but those yt-dlp ``fetched`` whole), and for a
+        photo gallery its images and pages."""
         if requisites:
             yield from self._asset_requests(link, find_requisites(soup, base), "requisite")
-            yield from self._asset_requests(link, find_media(soup, base), "media")
+            media = [url for url in find_media(soup, base) if url not in fetched]
+            yield from self._asset_requests(link, media, "media")
         if link["kind"] == "photo_gallery":
             gallery = parse_gallery(soup, base)
             yield from self._asset_requests(link, gallery.images, "image")

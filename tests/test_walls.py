@@ -63,3 +63,10 @@ def test_platform_hosts_include_their_subdomains_only(host: str, expected: bool)
     assert on_platform(host) is expected
     reason = browser_reason(signals(ARTICLE), host, PLATFORM_HOSTS)
     assert (reason == "platform") is expected
+
+
+def test_unclosed_scripts_and_comments_hide_the_rest_of_the_page() -> None:
+    page = signals("<p>Visible words</p><script>var x = '<p>not text</p>'; <!-- <p>gone</p>")
+    assert page.text == "Visible words"
+    assert signals("<p>a</p><!-- <p>b</p> --><p>c</p>").text == "a c"
+    assert signals("<<<<p>text</p>").text.endswith("text")
