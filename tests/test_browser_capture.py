@@ -30,6 +30,7 @@ import pytest
 from conftest import free_port
 from PIL import Image
 from sqlalchemy import select
+from test_wacz import wacz_validate
 
 from archive import iter_records, read_record
 from pipeline.catalog import session_scope
@@ -412,6 +413,7 @@ def test_evidence_package_holds_the_screenshot_and_names_it(
     )
     assert world.url(social.SITE, social.POST_PATH) in pages
     assert not verify_package(exported.path).problems
+    wacz_validate(exported.path)  # the field's validator accepts urn: resource records
 
 
 @pytest.mark.skipif(
