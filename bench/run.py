@@ -193,7 +193,7 @@ def bench_crawl(world: object) -> list[list[str]]:
 
 
 def _chromium_rss() -> int:
-    """Resident bytes of every Chromium process on the machine now."""
+    """Memory of every Chromium process on the machine now: the sum of their PSS."""
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -201,8 +201,8 @@ def _chromium_rss() -> int:
         try:
             if "chrom" not in (entry / "comm").read_text():
                 continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in (entry / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             continue
@@ -432,7 +432,8 @@ The crawl flow with pages rendered in Chromium through the recording proxy: ever
 exchange recorded, behaviours (network quiet, scroll, "see more", media), a full-page
 screenshot, the DOM and its text per page, at most two pages at once per crawl process.
 "pages/s" counts rendered pages (screenshots) over the whole run's wall time, Prefect and
-seed import included; "Chromium MB" is the peak resident memory of all Chromium processes.
+seed import included; "Chromium MB" is the peak of the proportional set size (PSS: shared
+pages divided among the processes sharing them) summed over all Chromium processes.
 
 {table(["crawl", "links", "pages rendered", "seconds", "pages/s", "Chromium MB"], browser)}
 

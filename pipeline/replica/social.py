@@ -23,7 +23,7 @@ WALL_PATH = "/private/riga-circle"
 CLIP_MP4_PATH = "/media/berlin-march.mp4"
 
 #: The block of colour the post's script draws (CSS pixels from the page's top left).
-MARKER = {"left": 40, "top": 320, "width": 200, "height": 100, "rgb": (255, 0, 255)}
+MARKER = {"left": 400, "top": 200, "width": 200, "height": 100, "rgb": (255, 0, 255)}
 
 POST = {
     "title": "Warsaw: a vigil of white flowers for the women of Minsk",
