@@ -199,9 +199,19 @@ def start_crawl(
     country: str | None = None,
     city: str | None = None,
     kind: str | None = None,
+    browser: str | None = None,
 ) -> Job:
-    """Start ``linkarchive crawl`` over a selection (every link when nothing is selected)."""
-    return start_job(where, user, "crawl", ["crawl", *selection_args(where, country, city, kind)])
+    """Start ``linkarchive crawl`` over a selection (every link when nothing is selected);
+    ``browser`` (auto, always, never) as ``--browser``, else the server's default."""
+    argv = ["crawl", *selection_args(where, country, city, kind)]
+    if browser:
+        if browser not in BROWSER_MODES:
+            raise JobError(f"browser must be one of {', '.join(BROWSER_MODES)}, not {browser!r}")
+        argv.append(f"--browser={browser}")
+    return start_job(where, user, "crawl", argv)
+
+
+BROWSER_MODES = ("auto", "always", "never")
 
 
 def start_check(

@@ -197,9 +197,14 @@ def test_the_api_starts_jobs_and_refuses_a_second_crawl(tmp_path: Path, world: A
 
     refused = archivist.post("/api/v1/crawls", json={"country": "Atlantis"})
     assert refused.status_code == 400 and "unknown country 'Atlantis'" in refused.json()["detail"]
-    crawl = archivist.post("/api/v1/crawls", json={"country": "Austria", "kind": "report"})
+    odd = archivist.post("/api/v1/crawls", json={"country": "Austria", "browser": "sometimes"})
+    assert odd.status_code == 422
+    crawl = archivist.post(
+        "/api/v1/crawls", json={"country": "Austria", "kind": "report", "browser": "always"}
+    )
     assert crawl.status_code == 202, crawl.text
-    assert crawl.json()["argv"] == ["crawl", "--country=Austria", "--kind=report"]
+    assert crawl.json()["argv"] == ["crawl", "--country=Austria", "--kind=report",
+                                    "--browser=always"]  # fmt: skip
     busy = archivist.post("/api/v1/checks", json={})
     assert busy.status_code == 409
     assert busy.json()["detail"].startswith(f"a crawl is already running (job {crawl.json()['id']}")

@@ -6,7 +6,7 @@ arguments, never a shell) and answers at once; the jobs table shows how it went.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -124,7 +124,7 @@ async def seeds_form(request: Request, user: Manager) -> Response:
 @router.post("/manage/crawls", dependencies=[Depends(verify_csrf)], include_in_schema=False)
 async def crawl_form(request: Request, user: Manager) -> Response:
     """Crawl a selection of links."""
-    return await _start(request, user, jobs.start_crawl, "country", "city", "kind")
+    return await _start(request, user, jobs.start_crawl, "country", "city", "kind", "browser")
 
 
 @router.post("/manage/checks", dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -176,6 +176,12 @@ class SelectionBody(BaseModel):
     kind: str | None = Field(None, max_length=40)
 
 
+class CrawlBody(SelectionBody):
+    """Which links, and which pages a browser renders (None: the server's default)."""
+
+    browser: Literal["auto", "always", "never"] | None = None
+
+
 class SeedsBody(BaseModel):
     """A seed source: an http(s) URL, or a .html/.csv file inside the data home."""
 
@@ -200,9 +206,11 @@ def _api_start(request: Request, user: User, start: Any, *values: Any) -> JSONRe
 
 
 @router.post("/api/v1/crawls", dependencies=[Depends(verify_csrf)], status_code=202, tags=["jobs"])
-def api_crawl(request: Request, body: SelectionBody, user: Manager) -> JSONResponse:
+def api_crawl(request: Request, body: CrawlBody, user: Manager) -> JSONResponse:
     """Start a crawl of the selected links (409 while a crawl or check runs)."""
-    return _api_start(request, user, jobs.start_crawl, body.country, body.city, body.kind)
+    return _api_start(
+        request, user, jobs.start_crawl, body.country, body.city, body.kind, body.browser
+    )
 
 
 @router.post("/api/v1/checks", dependencies=[Depends(verify_csrf)], status_code=202, tags=["jobs"])
