@@ -13,6 +13,7 @@ import html
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -374,11 +375,23 @@ def test_the_web_app_shows_the_screenshot_first_and_thumbnails_in_results(
     served = client.get(f"/archived/{shot.id}/")
     assert served.status_code == 200 and served.content == png
     assert served.headers["content-type"] == "image/png"
+    [dom] = [c for c in _captures_of(app, link.id) if c.role == "dom"]
+    assert f'id="rendered-dom" href="/captures/{dom.id}/view"' in page
+    rendered = client.get(f"/archived/{dom.id}/").text  # the DOM, its links into the archive
+    assert "Castle Square" in rendered and "<script" not in rendered
+    image = re.search(r'<img[^>]* src="([^"]+)"', rendered)
+    assert image and image.group(1).endswith(social.POST["image"])
+    assert client.get(html.unescape(image.group(1))).headers["content-type"] == "image/jpeg"
     results = client.get("/search", params={"q": '"Castle Square"'}).text
     assert f'class="shot-thumb" src="/archived/thumb/{shot.id}"' in results
     thumb = client.get(f"/archived/thumb/{shot.id}")
     assert thumb.status_code == 200
     assert Image.open(io.BytesIO(thumb.content)).size[0] <= 320
+
+
+def _captures_of(app: Any, link_id: int) -> list[Capture]:
+    with session_scope(app.state.paths.database_url) as session:
+        return list(session.scalars(select(Capture).where(Capture.link_id == link_id)))
 
 
 def test_evidence_package_holds_the_screenshot_and_names_it(

@@ -44,6 +44,7 @@ from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, User
 from pipeline.catalog.queries import QueryError, get_capture, payload_capture
 from pipeline.config import Paths
+from pipeline.crawlcontext import RENDERED_URNS
 from pipeline.evidence import EvidenceError
 from pipeline.export import ExportError
 from pipeline.retrieval import (
@@ -185,6 +186,15 @@ def _served_type(content_type: str | None) -> str:
     return f"{mime}; charset={charset.group(1)}" if mime.startswith("text/") and charset else mime
 
 
+def document_url(url: str) -> str:
+    """The URL a capture's relative links resolve against: a browser capture's rendered DOM
+    (``urn:dom:<page URL>``) is the page's own document."""
+    for prefix in RENDERED_URNS:
+        if url.startswith(prefix):
+            return url[len(prefix) :]
+    return url
+
+
 def _serve(where: Paths, capture_id: int, prefix: str) -> Response:
     """A capture as the archived frame shows it: HTML and CSS rewritten, redirects followed
     within the archive, everything else byte-exact (content-encoding removed)."""
@@ -192,10 +202,11 @@ def _serve(where: Paths, capture_id: int, prefix: str) -> Response:
         capture = get_capture(session, capture_id)
         holder, record = read_stored(session, where, capture)
     timestamp = timestamp14(capture.captured_at)
+    base = document_url(capture.url)
     status = capture.http_status or holder.http_status or 200
     location = record.http_header("Location")
     if 300 <= status < 400 and location:
-        target = rewrite_url(location, capture.url, timestamp, prefix=prefix, navigation=True)
+        target = rewrite_url(location, base, timestamp, prefix=prefix, navigation=True)
         if target and not target.startswith("#"):
             return RedirectResponse(target, 302, headers=_archived_headers())
     try:
@@ -207,10 +218,10 @@ def _serve(where: Paths, capture_id: int, prefix: str) -> Response:
     headers = _archived_headers()
     headers["X-Archived-Status"] = str(status)
     if mime in HTML_TYPES:
-        page = rewrite_html(body, capture.url, timestamp, content_type=content_type, prefix=prefix)
+        page = rewrite_html(body, base, timestamp, content_type=content_type, prefix=prefix)
         return Response(page, media_type="text/html; charset=utf-8", headers=headers)
     if mime == "text/css":
-        css = rewrite_css(body, capture.url, timestamp, content_type=content_type, prefix=prefix)
+        css = rewrite_css(body, base, timestamp, content_type=content_type, prefix=prefix)
         return Response(css, media_type="text/css; charset=utf-8", headers=headers)
     return Response(body, media_type=_served_type(content_type), headers=headers)
 

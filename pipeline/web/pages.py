@@ -371,8 +371,8 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
         for o in session.scalars(select(CrawlOutcome).where(CrawlOutcome.link_id == link_id))
     ]  # fmt: skip
     history.sort(key=lambda entry: entry["at"] or "", reverse=True)
-    shots = [c for c in captures if c.role == "screenshot"]
-    latest = max(shots, key=lambda c: (c.captured_at, c.id)) if shots else None
+    latest = _latest(captures, "screenshot")
+    dom = _latest(captures, "dom")
     return {
         "id": link.id,
         "country": link.country.name,
@@ -402,8 +402,15 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
             "captured_at": iso(latest.captured_at),
             "src": f"/archived/{latest.id}/",
             "view": f"/captures/{latest.id}/view",
+            "dom_view": dom and f"/captures/{dom.id}/view",
         },
     }
+
+
+def _latest(captures: list[Capture], role: str) -> Capture | None:
+    """The newest of ``captures`` with ``role``."""
+    found = [c for c in captures if c.role == role]
+    return max(found, key=lambda c: (c.captured_at, c.id)) if found else None
 
 
 def _change_text(change: dict | None) -> str:
