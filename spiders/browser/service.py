@@ -36,6 +36,8 @@ from spiders.warcstore import WarcStore
 logger = logging.getLogger(__name__)
 
 MODES = ("auto", "always", "never")
+#: The most bytes of a rendered DOM or text record; longer ones are cut and marked so.
+RENDERED_MAX_BYTES = 64 << 20
 
 
 @dataclass
@@ -170,8 +172,11 @@ class BrowserService:
         for name, target, body, content_type in parts:
             if body is None:
                 continue
+            extra = None
+            if len(body) > RENDERED_MAX_BYTES:  # a DOM grown without end by a script
+                body, extra = body[:RENDERED_MAX_BYTES], {"WARC-Truncated": "length"}
             record = self.store.factory.resource(
-                target, body, content_type, concurrent_to=page.record_id
+                target, body, content_type, concurrent_to=page.record_id, extra=extra
             )
             records[name] = record_id(record)
             built.append(record)

@@ -70,6 +70,7 @@ def _download(url: str, proxy_url: str, folder: Path, max_bytes: int, max_second
         "noplaylist": True,
         "playlist_items": "1",
         "format": "best",  # one file with video and audio: no merging, no ffmpeg
+        "writethumbnail": True,  # the poster frame (recorded as it is fetched)
         "max_filesize": max_bytes,
         "match_filter": match_filter_func(f"!is_live & duration <=? {max_seconds}"),
         "outtmpl": str(folder / "video-%(id).60s.%(ext)s"),
@@ -85,7 +86,8 @@ def _download(url: str, proxy_url: str, folder: Path, max_bytes: int, max_second
             info = ydl.sanitize_info(info) if info else None
     except Exception as exc:  # yt-dlp raises DownloadError and many of its own
         return None, [], f"video: {str(exc).splitlines()[0][:300]}"
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".part")]
+    downloads = (info or {}).get("requested_downloads") or []
+    files = [Path(d["filepath"]) for d in downloads if Path(d.get("filepath") or "").is_file()]
     return info, files, None
 
 
