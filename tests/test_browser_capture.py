@@ -605,3 +605,107 @@ def test_a_video_fetched_in_pieces_is_stored_whole_as_a_resource(tmp_path: Path)
     assert stored.get("WARC-Concurrent-To") == "<urn:uuid:11111111-2222-4333-8444-555555555555>"
     info = json.loads(records[page].payload)
     assert info["records"]["video"] == stored.record_id and info["info"]["title"] == "Clip"
+
+
+class _SlowShells:
+    """App shells on 127.0.0.1 and 127.0.0.2 whose script's data takes a second; counts the
+    data requests in flight, per host and in all."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_flight: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+        self.most_overall = 0
+        shells = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:  # noqa: N802
+                host = self.server.server_address[0]
+                if self.path.startswith("/api/"):
+                    with shells.lock:
+                        shells.in_flight[host] = shells.in_flight.get(host, 0) + 1
+                        shells.most[host] = max(shells.most.get(host, 0), shells.in_flight[host])
+                        shells.most_overall = max(shells.most_overall,
+                                                  sum(shells.in_flight.values()))  # fmt: skip
+                    time.sleep(1.0)
+                    with shells.lock:
+                        shells.in_flight[host] -= 1
+                    body, kind = b'{"text": "Candles in the window"}', "application/json"
+                elif self.path.startswith("/post/"):
+                    body = (
+                        "<!DOCTYPE html><title>Loading</title><div id=r>Loading</div><script>"
+                        f"fetch('/api{self.path}').then(r => r.json()).then(d => "
+                        "{document.getElementById('r').textContent = d.text})</script>"
+                    ).encode()
+                    kind = "text/html; charset=utf-8"
+                else:
+                    body, kind = b"", "text/plain"
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.servers = []
+        for host in ("127.0.0.1", "127.0.0.2"):
+            server = ThreadingHTTPServer((host, 0), Handler)
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers.append(server)
+        self.urls = [f"http://{s.server_address[0]}:{s.server_address[1]}" for s in self.servers]
+
+
+def test_a_host_gets_one_browser_page_at_a_time_while_other_hosts_go_on(
+    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.crawl import crawl_flow
+
+    shells = _SlowShells()
+    monkeypatch.setenv("LINKARCHIVE_ALLOWED_HOSTS", "127.0.0.1,127.0.0.2")
+    monkeypatch.setenv("LINKARCHIVE_CRAWL_PROCESSES", "1")  # both hosts in one process
+    rows = [f"Ukraine,Kyiv,report,{i},{base}/post/{i}" for base in shells.urls for i in "abc"]
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("country,city,kind,label,url\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    try:
+        result = crawl_flow(source=str(seeds), home=str(tmp_path / "home"))
+    finally:
+        for server in shells.servers:
+            server.shutdown()
+            server.server_close()
+    assert result["links_done"] == 6
+    assert shells.most == {"127.0.0.1": 1, "127.0.0.2": 1}  # one page per host at a time
+    assert shells.most_overall == 2  # while the two hosts were rendered side by side
+
+
+@pytest.mark.parametrize(("mode", "status"), [("auto", "alive"), ("always", "error")])
+def test_without_chromium_auto_keeps_the_plain_capture_and_always_says_why(
+    mode: str,
+    status: str,
+    hang_site: _HangSite,
+    prefect_server: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.crawl import crawl_flow
+
+    monkeypatch.setenv("LINKARCHIVE_BROWSER_EXECUTABLE", str(tmp_path / "no-chromium"))
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text(f"country,city,kind,label,url\nEstonia,Tartu,report,ok,{hang_site.url}/ok\n")
+    result = crawl_flow(source=str(seeds), home=str(tmp_path / "home"), browser=mode)
+    assert result["links_done"] == 1
+    with session_scope(paths(tmp_path / "home").database_url) as session:
+        link = session.scalars(select(Link)).one()
+        outcome = session.scalars(select(CrawlOutcome)).one()
+        roles = set(session.scalars(select(Capture.role).where(Capture.link_id == link.id)))
+    assert link.status == status
+    assert "screenshot" not in roles
+    if mode == "always":
+        assert outcome.error == f"browser: no Chromium at {tmp_path / 'no-chromium'}"
+        assert roles == {"plain_page"}
+    else:
+        assert outcome.error is None and roles == {"page"}

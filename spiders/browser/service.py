@@ -17,6 +17,7 @@ and one per other exchange), so the indexer ties them to the link.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -125,6 +126,9 @@ class BrowserService:
         self.store = store
         self.browser = browser
         self.proxies = proxies
+        # One page per host at a time: the crawl unit owns its hosts, so this is the
+        # browser's politeness per host (a page's own requests still go out in parallel).
+        self._hosts: dict[str, tuple[asyncio.Lock, int]] = {}  # host -> (lock, pages using it)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, mode: str) -> BrowserService:
@@ -139,11 +143,22 @@ class BrowserService:
 
     async def capture(self, url: str) -> BrowserCapture:
         """Render ``url`` through a recording proxy of its own and archive the result."""
-        proxy = await self.proxies().start()
+        host = urlsplit(url).hostname or ""
+        lock, users = self._hosts.get(host) or (asyncio.Lock(), 0)
+        self._hosts[host] = (lock, users + 1)
         try:
-            rendered = await self.browser.render(url, proxy.url, urlsplit(url).hostname or "")
+            async with lock:
+                proxy = await self.proxies().start()
+                try:
+                    rendered = await self.browser.render(url, proxy.url, host)
+                finally:
+                    await proxy.close()
         finally:
-            await proxy.close()
+            lock, users = self._hosts[host]
+            if users > 1:
+                self._hosts[host] = (lock, users - 1)
+            else:
+                del self._hosts[host]  # no page waits for this host: memory stays flat
         chain, page = _page_chain(url, proxy.exchanges)
         in_chain = {id(e) for e in chain}
         capture = BrowserCapture(
