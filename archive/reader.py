@@ -221,21 +221,28 @@ def read_record(path: str | Path, offset: int) -> StoredRecord:
     real = resolve_path(path)
     with open(real, "rb") as fh:
         fh.seek(offset)
-        it = ArchiveIterator(fh, no_record_parse=True)
-        try:
-            rec = next(it)
-            block = rec.raw_stream.read()
-            it.get_record_length()  # consume the member's end
-        except StopIteration:
-            raise TruncatedWarcError(real, offset, "no record at this offset") from None
-        except _READ_ERRORS as exc:
-            raise TruncatedWarcError(real, offset, f"{type(exc).__name__}: {exc}") from exc
-        problem = _incomplete(rec, block, it)
-        if problem:
-            raise TruncatedWarcError(real, offset, problem)
-        stored = _stored(rec, block)
-        it.close()
-        return stored
+        return read_member(fh, real, offset)
+
+
+def read_member(fh: BinaryIO, where: Path | str, offset: int) -> StoredRecord:
+    """The record whose gzip member starts at ``fh``'s position: a file positioned at
+    ``offset``, or the bytes of one member read by range from a store. ``where`` and
+    ``offset`` name it in errors."""
+    it = ArchiveIterator(fh, no_record_parse=True)
+    try:
+        rec = next(it)
+        block = rec.raw_stream.read()
+        it.get_record_length()  # consume the member's end
+    except StopIteration:
+        raise TruncatedWarcError(Path(where), offset, "no record at this offset") from None
+    except _READ_ERRORS as exc:
+        raise TruncatedWarcError(Path(where), offset, f"{type(exc).__name__}: {exc}") from exc
+    problem = _incomplete(rec, block, it)
+    if problem:
+        raise TruncatedWarcError(Path(where), offset, problem)
+    stored = _stored(rec, block)
+    it.close()
+    return stored
 
 
 def iter_records(

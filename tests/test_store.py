@@ -1,0 +1,129 @@
+"""archive.store: closed WARC files kept in a store named by URI (a folder, or S3-compatible
+object storage served by moto on 127.0.0.1), never overwritten, read back by byte range."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archive import RecordFactory, RotatingWarcWriter, iter_records, read_record
+from archive.store import (
+    AlreadyStored,
+    FileStorage,
+    S3Storage,
+    StoreError,
+    WarcStorage,
+    file_sha256,
+    open_storage,
+    read_stored_record,
+)
+
+
+@pytest.fixture(scope="module")
+def s3_client() -> Iterator[Any]:
+    """A real S3 API (moto's server) on 127.0.0.1, and a boto3 client for it."""
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        aws_access_key_id="linkarchive",
+        aws_secret_access_key="linkarchive",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket="warcs")
+    yield client
+    server.stop()
+
+
+@pytest.fixture(params=["file", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> WarcStorage:
+    if request.param == "file":
+        return FileStorage(tmp_path / "store")
+    client = request.getfixturevalue("s3_client")
+    return S3Storage("warcs", f"test/{tmp_path.name}", client=client)
+
+
+def _warc(directory: Path, label: str = "report") -> Path:
+    factory = RecordFactory()
+    writer = RotatingWarcWriter(directory, prefix=label, factory=factory, fsync=False)
+    for number in range(5):
+        body = f"<html><p>{label} {number}</p>{'x' * 5000 * number}</html>".encode()
+        writer.write(factory.response(
+            f"http://127.0.0.1/{label}/{number}", 200, "OK", "HTTP/1.1",
+            [("Content-Type", "text/html")], body,
+        ))  # fmt: skip
+    [path] = writer.close()
+    return path
+
+
+def test_every_record_read_by_range_from_the_store_equals_the_local_one(
+    storage: WarcStorage, tmp_path: Path
+) -> None:
+    path = _warc(tmp_path / "local")
+    stored = storage.put(path)
+    assert stored.size == path.stat().st_size and stored.sha256 == file_sha256(path)
+    assert stored.uri == f"{storage.uri}/{path.name}"
+    assert list(storage.names()) == [path.name]
+    locations = list(iter_records(path))
+    assert len(locations) == 6  # warcinfo and five responses
+    for location, record in locations:
+        again = read_stored_record(storage, path.name, location.offset, location.length)
+        assert again == record == read_record(path, location.offset)
+
+
+def test_a_store_never_overwrites_and_a_retried_put_is_harmless(
+    storage: WarcStorage, tmp_path: Path
+) -> None:
+    first = _warc(tmp_path / "a", "report")
+    assert storage.put(first) == storage.put(first)  # a retried upload changes nothing
+    other = _warc(tmp_path / "b", "other")
+    with pytest.raises(AlreadyStored):
+        storage.put(other, name=first.name)
+    assert storage.stat(first.name).sha256 == file_sha256(first)  # type: ignore[union-attr]
+    assert storage.stat("missing.warc.gz") is None
+
+
+def test_two_writers_racing_for_one_name_cannot_both_win(
+    storage: WarcStorage, tmp_path: Path
+) -> None:
+    files = [_warc(tmp_path / str(n), f"racer{n}") for n in range(6)]
+    outcomes: list[str] = []
+
+    def put(path: Path) -> None:
+        try:
+            storage.put(path, name="contested.warc.gz")
+            outcomes.append(file_sha256(path))
+        except AlreadyStored:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=put, args=(path,)) for path in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [o for o in outcomes if o != "refused"]
+    assert len(winners) == 1
+    assert storage.stat("contested.warc.gz").sha256 == winners[0]  # type: ignore[union-attr]
+
+
+def test_stores_are_named_by_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(open_storage(tmp_path.as_uri()), FileStorage)
+    folder = open_storage(tmp_path / "warcs")
+    assert isinstance(folder, FileStorage) and folder.uri == (tmp_path / "warcs").as_uri()
+    pytest.importorskip("boto3")
+    monkeypatch.setenv("LINKARCHIVE_S3_ENDPOINT", "http://127.0.0.1:9")
+    bucket = open_storage("s3://archive/linkarchive/warcs/")
+    assert isinstance(bucket, S3Storage) and bucket.uri == "s3://archive/linkarchive/warcs"
+    for bad in ("s3:///no-bucket", "ftp://example.org/warcs"):
+        with pytest.raises(StoreError):
+            open_storage(bad)
+    with pytest.raises(StoreError, match="not a file name"):
+        FileStorage(tmp_path).put(tmp_path, name="../escape.warc.gz")
