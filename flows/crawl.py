@@ -36,6 +36,7 @@ from pipeline.indexer import index_files
 from pipeline.progress import PROGRESS_SUFFIX, read_progress, run_folder
 from pipeline.seedarchive import archive_import
 from pipeline.seeds import load_source
+from pipeline.storage import configured_storage, push_files
 from pipeline.units import plan_units
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +117,20 @@ def index_pass(home: str) -> dict[str, Any]:
         for stale in stale_open_files(where.warcs):
             get_run_logger().warning("recovered %s", recover_open_file(stale).describe())
         with session_scope(where.database_url) as session:
-            return index_files(session, where.warcs.glob("*.warc.gz"), where.indexes).__dict__
+            indexed = index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
+        store_pass(home)
+        return indexed.__dict__
+
+
+def store_pass(home: str) -> None:
+    """Copy newly indexed WARC files into the WARC store (LINKARCHIVE_WARC_STORE), if one
+    is set; a store that does not answer is tried again on the next pass."""
+    storage = configured_storage()
+    if storage is None:
+        return
+    with session_scope(paths(home).database_url) as session:
+        for problem in push_files(session, paths(home), storage).problems:
+            get_run_logger().warning("WARC store: %s", problem)
 
 
 @task(retries=2, retry_delay_seconds=3)

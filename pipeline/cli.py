@@ -798,6 +798,35 @@ def warc_recover(ctx: click.Context) -> None:
     say(f"{len(stale)} files recovered; {result.files} files indexed ({result.captures} captures).")
 
 
+@warc.command("push")
+@click.option("--store", metavar="URI", help="s3://bucket/prefix or a folder "
+              "(default: $LINKARCHIVE_WARC_STORE).")  # fmt: skip
+@click.pass_context
+def warc_push(ctx: click.Context, store: str | None) -> None:
+    """Copy indexed WARC files (with CDXJ and timestamp tokens) into the WARC store.
+
+    Each copy is verified (size, SHA-256) and recorded in the catalog; stores never
+    overwrite, so pushing again is harmless. Local files are kept.
+    """
+    from archive.store import StoreError, open_storage
+    from pipeline.storage import configured_storage, push_files
+
+    where = _home(ctx)
+    try:
+        storage = open_storage(store) if store else configured_storage()
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    if storage is None:
+        raise UserError("no WARC store: set LINKARCHIVE_WARC_STORE or give --store")
+    with session_scope(where.database_url) as session:
+        result = push_files(session, where, storage)
+    for problem in result.problems:
+        say(f"not stored: {problem}")
+    say(f"{len(result.stored)} WARC files stored in {storage.uri}.")
+    if result.problems:
+        raise SystemExit(1)
+
+
 @warc.command("import")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
 @click.pass_context

@@ -21,13 +21,15 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import StoredRecord, decoded_payload, read_record
+from archive import StoredRecord, TruncatedWarcError, decoded_payload, read_record
+from archive.store import StoreError
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, WarcFile
 from pipeline.catalog.queries import get_capture, payload_capture
 from pipeline.config import Paths
 from pipeline.custody import append_event, record_capture_events
 from pipeline.evidence import Exported, choose_capture, export_evidence
+from pipeline.storage import read_from_store
 
 __all__ = [
     "Retrieved",
@@ -97,7 +99,16 @@ def locate_warc(session: Session, where: Paths, name: str, capture_id: int) -> P
 def read_stored(session: Session, where: Paths, capture: Capture) -> tuple[Capture, StoredRecord]:
     """The capture holding ``capture``'s payload (a revisit's original) and its record."""
     holder = payload_capture(session, capture)
-    warc = locate_warc(session, where, holder.warc_file, capture.id)
+    try:
+        warc = locate_warc(session, where, holder.warc_file, capture.id)
+    except RetrievalError:  # not here: read it from the WARC store, if a copy is there
+        try:
+            stored = read_from_store(session, holder)
+        except (StoreError, TruncatedWarcError) as exc:
+            raise RetrievalError(f"capture {capture.id}: the WARC store: {exc}") from exc
+        if stored is None:
+            raise
+        return holder, stored
     return holder, read_record(warc, holder.warc_offset)
 
 

@@ -127,3 +127,61 @@ def test_stores_are_named_by_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             open_storage(bad)
     with pytest.raises(StoreError, match="not a file name"):
         FileStorage(tmp_path).put(tmp_path, name="../escape.warc.gz")
+
+
+def test_pushed_warcs_are_read_from_the_store_when_the_local_files_are_gone(
+    s3_client: Any, crawled: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`warc push` copies the crawled home's files to S3; with the WARC folder gone (a
+    machine that has the catalog only), `get` and the web app's archived view read each
+    record from the store by byte range."""
+    import shutil
+
+    from sqlalchemy import select
+    from webkit import client_as, make_app
+
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import Capture, Link, WarcFile
+    from pipeline.cli import main
+    from pipeline.config import paths
+
+    home = tmp_path / "home"
+    shutil.copytree(crawled["home"], home)
+    endpoint = s3_client.meta.endpoint_url
+    monkeypatch.setenv("LINKARCHIVE_S3_ENDPOINT", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "linkarchive")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "linkarchive")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("LINKARCHIVE_WARC_STORE", f"s3://warcs/push/{tmp_path.name}")
+    where = paths(home)
+    with session_scope(where.database_url) as session:
+        capture_id = session.scalar(
+            select(Link.last_capture_id).where(Link.status == "alive").limit(1)
+        )
+        for warc in session.scalars(select(WarcFile)):  # this copy's files, not the session's
+            warc.path = str(where.warcs.resolve() / warc.name)
+        local_files = {w.name: Path(w.path) for w in session.scalars(select(WarcFile))}
+    assert all(path.is_relative_to(home.resolve()) for path in local_files.values())
+    before = tmp_path / "before.bin"
+    assert main(["--home", str(home), "get", str(capture_id), "-o", str(before)]) == 0
+    assert main(["--home", str(home), "warc", "push"]) == 0
+    with session_scope(where.database_url) as session:
+        rows = list(session.scalars(select(WarcFile)))
+        assert rows and all(w.store_uri and w.sha256 and w.stored_at for w in rows)
+        for w in rows:
+            assert w.store_uri == f"s3://warcs/push/{tmp_path.name}/{w.name}"
+            assert w.sha256 == file_sha256(local_files[w.name])
+        capture = session.get(Capture, capture_id)
+        assert capture is not None
+    assert main(["--home", str(home), "warc", "push"]) == 0  # again: nothing to do, no error
+    stored = S3Storage("warcs", f"push/{tmp_path.name}", client=s3_client)
+    assert {f"{name}.cdxj" for name in local_files} <= set(stored.names())
+
+    for path in local_files.values():  # the files are gone from this machine
+        path.rename(path.with_name(path.name + ".elsewhere"))
+    after = tmp_path / "after.bin"
+    assert main(["--home", str(home), "get", str(capture_id), "-o", str(after)]) == 0
+    assert after.read_bytes() == before.read_bytes()
+    client = client_as(make_app(home), "researcher")
+    shown = client.get(f"/archived/{capture_id}/")
+    assert shown.status_code == 200 and shown.headers["x-archived-status"] == "200"

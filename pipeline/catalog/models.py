@@ -131,6 +131,11 @@ class WarcFile(Base):
     records: Mapped[int] = mapped_column(Integer)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"))
     indexed_at: Mapped[datetime] = mapped_column(DateTime)
+    # Its copy in the WARC store (LINKARCHIVE_WARC_STORE), verified when made: the file's
+    # URI there (e.g. s3://bucket/prefix/NAME) and SHA-256; None until stored.
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    store_uri: Mapped[str | None] = mapped_column(String(4096))
+    stored_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Capture(Base):
@@ -140,7 +145,8 @@ class Capture(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     record_id: Mapped[str] = mapped_column(String(100), unique=True)
-    # "response", or "revisit": a payload already archived, stored in the record refers_to
+    # "response"; "revisit": a payload already archived, stored in the record refers_to;
+    # "resource": a browser capture's screenshot, DOM or text, or a video (urn:… URIs)
     record_type: Mapped[str] = mapped_column(String(20), default="response")
     refers_to: Mapped[str | None] = mapped_column(String(100))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("crawl_runs.id"), index=True)

@@ -1,0 +1,79 @@
+"""The data home's WARC files and the WARC store (``LINKARCHIVE_WARC_STORE``).
+
+Closed, indexed WARC files are copied into the store named by ``LINKARCHIVE_WARC_STORE``
+(``s3://bucket/prefix`` or a folder; unset: no store), each with its CDXJ index and
+timestamp token when it has them. A copy is verified (size and SHA-256) before the catalog
+records it, and stores never overwrite, so pushing again, or from a retried task, is
+harmless. Local files are kept: readers use them when present and read a record from the
+store by byte range when they are not (:func:`read_from_store`), e.g. on a machine that
+has the catalog but not the files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import StoredRecord
+from archive.store import StoreError, WarcStorage, open_storage, read_stored_record
+from pipeline.catalog.models import Capture, WarcFile
+from pipeline.config import Paths
+
+
+def configured_storage() -> WarcStorage | None:
+    """The store named by ``LINKARCHIVE_WARC_STORE``, or None when it is unset."""
+    uri = os.environ.get("LINKARCHIVE_WARC_STORE", "").strip()
+    return open_storage(uri) if uri else None
+
+
+@dataclass
+class PushResult:
+    """What a push stored, and what it could not."""
+
+    stored: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def push_files(session: Session, where: Paths, storage: WarcStorage) -> PushResult:
+    """Copy every indexed WARC file not yet in ``storage`` into it (with its CDXJ and
+    timestamp token), and record each verified copy in the catalog."""
+    result = PushResult()
+    pending = session.scalars(
+        select(WarcFile).where(WarcFile.store_uri.is_(None)).order_by(WarcFile.id)
+    )
+    for warc in pending:
+        local = Path(warc.path)
+        if not local.is_file():
+            result.problems.append(f"{warc.name}: not in the data home ({local}); not stored")
+            continue
+        try:
+            for extra in (
+                where.indexes / f"{warc.name}.cdxj",
+                local.with_name(local.name + ".tsr"),
+            ):
+                if extra.is_file():
+                    storage.put(extra)
+            stored = storage.put(local, warc.name)
+        except StoreError as exc:  # unreachable or refused: the local file stays, try later
+            result.problems.append(f"{warc.name}: {exc}")
+            continue
+        warc.sha256, warc.store_uri = stored.sha256, stored.uri
+        warc.stored_at = datetime.now(UTC).replace(tzinfo=None)
+        session.flush()
+        result.stored.append(warc.name)
+    return result
+
+
+def read_from_store(session: Session, capture: Capture) -> StoredRecord | None:
+    """``capture``'s record read by byte range from the store holding its file, or None
+    if the catalog knows no stored copy of that file."""
+    uri = session.scalar(select(WarcFile.store_uri).where(WarcFile.name == capture.warc_file))
+    if not uri:
+        return None
+    folder, _, name = uri.rpartition("/")
+    return read_stored_record(open_storage(folder), name, capture.warc_offset, capture.warc_length)
