@@ -236,6 +236,14 @@ class _HangSite:
                         b'{"text": "Tallinn candles for the prisoners"}',
                         "application/json",
                     )
+                elif self.path == "/endless":  # grows for ever, as some feeds do
+                    body = (
+                        b"<!DOCTYPE html><title>Endless</title><p>Tartu vigil, live</p><script>"
+                        b"setInterval(() => { const p = document.createElement('p');"
+                        b" p.style.height = '300px'; p.textContent = 'more';"
+                        b" document.body.append(p) }, 100)</script>"
+                    )
+                    kind = "text/html; charset=utf-8"
                 elif self.path in ("/hang", "/ok"):
                     api = "/api/slow" if self.path == "/hang" else "/api/ok"
                     body = (
@@ -608,7 +616,7 @@ def test_a_video_fetched_in_pieces_is_stored_whole_as_a_resource(tmp_path: Path)
 
 
 class _SlowShells:
-    """App shells on 127.0.0.1 and 127.0.0.2 whose script's data takes a second; counts the
+    """App shells on 127.0.0.1 and 127.0.0.2 whose script's data takes 3 s; counts the
     data requests in flight, per host and in all."""
 
     def __init__(self) -> None:
@@ -632,7 +640,7 @@ class _SlowShells:
                         shells.most[host] = max(shells.most.get(host, 0), shells.in_flight[host])
                         shells.most_overall = max(shells.most_overall,
                                                   sum(shells.in_flight.values()))  # fmt: skip
-                    time.sleep(1.0)
+                    time.sleep(3.0)  # long enough for the other host's page to start
                     with shells.lock:
                         shells.in_flight[host] -= 1
                     body, kind = b'{"text": "Candles in the window"}', "application/json"
@@ -709,3 +717,29 @@ def test_without_chromium_auto_keeps_the_plain_capture_and_always_says_why(
         assert roles == {"plain_page"}
     else:
         assert outcome.error is None and roles == {"page"}
+
+
+def test_a_page_that_never_stops_growing_still_gets_its_snapshot(
+    hang_site: _HangSite, prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.crawl import crawl_flow
+
+    monkeypatch.setenv("LINKARCHIVE_BROWSER_PAGE_SECONDS", "4")  # scrolling alone would take 20
+    monkeypatch.setenv("LINKARCHIVE_BROWSER_MAX_HEIGHT", "1000000")
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text(
+        f"country,city,kind,label,url\nEstonia,Tartu,report,x,{hang_site.url}/endless\n"
+    )
+    crawl_flow(source=str(seeds), home=str(tmp_path / "home"), browser="always")
+    with session_scope(paths(tmp_path / "home").database_url) as session:
+        link = session.scalars(select(Link)).one()
+        [shot] = _captures(session, link, role="screenshot")
+        assert link.status == "alive"
+    info = next(
+        json.loads(r.payload)
+        for p in paths(tmp_path / "home").warcs.glob("*.warc.gz")
+        for _, r in iter_records(p)
+        if r.rec_type == "metadata" and b"linkarchive/browser-capture" in r.payload
+    )
+    assert "page-time-spent" in info["behaviours"] and info["error"] is None
+    assert Image.open(io.BytesIO(_record(tmp_path / "home", shot).payload)).size[1] > 900

@@ -9,8 +9,9 @@ blocked so none escape it.
 Behaviours, in order, each bounded in time: wait for the network to go quiet; dismiss
 overlays (cookie and log-in dialogs); scroll until no new content appears (bounded by time
 and height); click "load more" / "see more" buttons; start media; wait for quiet again.
-Then the full-page screenshot (PNG, at most ``max_height`` pixels tall), the rendered DOM
-and its text.
+Loading and behaviours share ``page_seconds``; then, however they went, the full-page
+screenshot (PNG, at most ``max_height`` pixels tall), the rendered DOM and its text
+(``SNAPSHOT_SECONDS`` more).
 
 Knows Playwright, not Scrapy; the crawl's WARC store is written by ``spiders.browser.service``.
 """
@@ -85,6 +86,11 @@ _MEDIA_JS = """() => {
   }
   return [...urls];
 }"""
+
+#: Seconds after each scroll before the page's height is measured again.
+SCROLL_PAUSE = 0.3
+#: Time for the screenshot, DOM and text once the page's own time is spent.
+SNAPSHOT_SECONDS = 20.0
 
 _HEIGHT_JS = "() => (document.scrollingElement || document.documentElement).scrollHeight"
 _TEXT_JS = "() => document.body ? document.body.innerText : ''"
@@ -217,6 +223,7 @@ class Browser:
                 "driver": "playwright",
             }
             context = None
+            limit = self.options.page_seconds + SNAPSHOT_SECONDS
             try:
                 context = await browser.new_context(
                     proxy={"server": proxy_url},
@@ -227,11 +234,9 @@ class Browser:
                     service_workers="block",
                     storage_state=self.options.storage_state.get(host),
                 )
-                await asyncio.wait_for(self._run(context, url, rendered), self.options.page_seconds)
+                await asyncio.wait_for(self._run(context, url, rendered), limit)
             except TimeoutError:
-                rendered.error = (
-                    f"browser: the page took longer than {self.options.page_seconds:.0f} s"
-                )
+                rendered.error = f"browser: the page took longer than {limit:.0f} s"
             except Exception as exc:  # a crashed page or browser costs this page only
                 rendered.error = f"browser: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             finally:
@@ -242,11 +247,24 @@ class Browser:
             return rendered
 
     async def _run(self, context: Any, url: str, rendered: Rendered) -> None:
+        """Load, run the behaviours while the page's time lasts, then take the snapshot
+        (screenshot, DOM, text) however the behaviours went: a slow page still has one."""
+        deadline = time.monotonic() + self.options.page_seconds
         page = await context.new_page()
         quiet = _Quiet(page)
-        timeout_ms = self.options.page_seconds * 1000
-        response = await page.goto(url, wait_until="load", timeout=timeout_ms)
+        response = await page.goto(
+            url, wait_until="domcontentloaded", timeout=self.options.page_seconds * 1000
+        )
         rendered.status = response.status if response is not None else None
+        try:
+            await asyncio.wait_for(
+                self._behave(page, quiet, rendered), max(0.1, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            rendered.behaviours.append("page-time-spent")
+        await asyncio.wait_for(self._snapshot(page, rendered), SNAPSHOT_SECONDS)
+
+    async def _behave(self, page: Any, quiet: _Quiet, rendered: Rendered) -> None:
         await quiet.wait(self.options.quiet_seconds)
         rendered.behaviours.append("wait-network-quiet")
         if await page.evaluate(_CLICK_JS, [DISMISS_PATTERN, "[role=dialog], dialog"]):
@@ -264,6 +282,8 @@ class Browser:
         if rendered.media:
             rendered.behaviours.append("play-media")
             await quiet.wait(self.options.quiet_seconds)
+
+    async def _snapshot(self, page: Any, rendered: Rendered) -> None:
         await page.evaluate("() => window.scrollTo(0, 0)")
         height = min(await page.evaluate(_HEIGHT_JS), self.options.max_height)
         rendered.screenshot = await page.screenshot(
@@ -283,16 +303,19 @@ class Browser:
         last, still = -1, 0
         while time.monotonic() < deadline:
             height = await page.evaluate(_SCROLL_JS)
+            if height > self.options.height and "scroll" not in rendered.behaviours:
+                rendered.behaviours.append("scroll")
             if height >= self.options.max_height:
                 break
+            # A pause before measuring: what a scroll sets off (an observer's fetch, a timer)
+            # has not started yet when the network is still quiet from before.
+            await asyncio.sleep(SCROLL_PAUSE)
             await quiet.wait(min(self.options.quiet_seconds, max(0.1, deadline - time.monotonic())))
             # Twice unchanged: a feed's next page may start loading only after a quiet spell.
             still = still + 1 if height == last else 0
             if still >= 2 and height == await page.evaluate(_HEIGHT_JS):
                 break
             last = height
-        if last > self.options.height and "scroll" not in rendered.behaviours:
-            rendered.behaviours.append("scroll")
 
     async def close(self) -> None:
         """Close Chromium and the Playwright driver."""
