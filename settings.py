@@ -158,6 +158,8 @@ LINKARCHIVE_BROWSER_HOSTS = [
     h.strip() for h in _env("BROWSER_HOSTS", ",".join(PLATFORM_HOSTS)).split(",") if h.strip()
 ]
 LINKARCHIVE_BROWSER_PAGES = _env_int("BROWSER_PAGES", 2)  # pages rendered at once per process
+# ... and of one host (a page fires its requests at once, as a visitor's browser does).
+LINKARCHIVE_BROWSER_PAGES_PER_HOST = _env_int("BROWSER_PAGES_PER_HOST", 1)
 LINKARCHIVE_BROWSER_PAGE_SECONDS = _env_float("BROWSER_PAGE_SECONDS", 60.0)
 LINKARCHIVE_BROWSER_SCROLL_SECONDS = _env_float("BROWSER_SCROLL_SECONDS", 20.0)
 LINKARCHIVE_BROWSER_MAX_HEIGHT = _env_int("BROWSER_MAX_HEIGHT", 20_000)

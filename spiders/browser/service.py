@@ -122,13 +122,17 @@ class ProxyFactory:
 class BrowserService:
     """The crawl process's browser: built from settings, ``NotConfigured`` when off."""
 
-    def __init__(self, store: WarcStore, browser: Browser, proxies: ProxyFactory) -> None:
+    def __init__(
+        self, store: WarcStore, browser: Browser, proxies: ProxyFactory, per_host: int = 1
+    ) -> None:
         self.store = store
         self.browser = browser
         self.proxies = proxies
-        # One page per host at a time: the crawl unit owns its hosts, so this is the
-        # browser's politeness per host (a page's own requests still go out in parallel).
-        self._hosts: dict[str, tuple[asyncio.Lock, int]] = {}  # host -> (lock, pages using it)
+        # At most ``per_host`` pages of a host at a time: the crawl unit owns its hosts, so
+        # this is the browser's politeness per host (a page's own requests go out in
+        # parallel, as a visitor's would). host -> (its semaphore, pages using it).
+        self.per_host = per_host
+        self._hosts: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, mode: str) -> BrowserService:
@@ -139,12 +143,17 @@ class BrowserService:
         browser = Browser(
             browser_options(settings), pages=settings.getint("LINKARCHIVE_BROWSER_PAGES")
         )
-        return cls(WarcStore.from_crawler(crawler), browser, ProxyFactory.from_crawler(crawler))
+        return cls(
+            WarcStore.from_crawler(crawler),
+            browser,
+            ProxyFactory.from_crawler(crawler),
+            per_host=max(1, settings.getint("LINKARCHIVE_BROWSER_PAGES_PER_HOST", 1)),
+        )
 
     async def capture(self, url: str) -> BrowserCapture:
         """Render ``url`` through a recording proxy of its own and archive the result."""
         host = urlsplit(url).hostname or ""
-        lock, users = self._hosts.get(host) or (asyncio.Lock(), 0)
+        lock, users = self._hosts.get(host) or (asyncio.Semaphore(self.per_host), 0)
         self._hosts[host] = (lock, users + 1)
         try:
             async with lock:
