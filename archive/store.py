@@ -70,6 +70,11 @@ class WarcStorage(Protocol):
         """``length`` bytes of ``name`` from ``offset``."""
         ...
 
+    def fetch(self, name: str, target: Path) -> StoredFile:
+        """Copy the stored ``name`` to the local file ``target``, verified against the
+        SHA-256 recorded when it was stored (written beside, then renamed into place)."""
+        ...
+
     def names(self) -> Iterator[str]:
         """Every stored name, in order."""
         ...
@@ -82,6 +87,25 @@ def file_sha256(path: Path) -> str:
         while chunk := source.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _verified_copy(stored: StoredFile, target: Path, write: Any) -> StoredFile:
+    """Write ``target`` with ``write(file)``, check its SHA-256 against ``stored``, then
+    rename it into place; a copy that does not match is deleted and StoreError raised."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                              suffix=".part")  # fmt: skip
+    temporary = Path(temporary_name)
+    try:
+        with os.fdopen(handle, "wb") as copy:
+            write(copy)
+        got = file_sha256(temporary)
+        if got != stored.sha256:
+            raise StoreError(f"{stored.uri}: SHA-256 {got} read, {stored.sha256} stored")
+        temporary.replace(target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return stored
 
 
 def _check_name(name: str) -> str:
@@ -139,6 +163,16 @@ class FileStorage:
         """A byte range of the file."""
         with (self.directory / _check_name(name)).open("rb") as source:
             return os.pread(source.fileno(), length, offset)
+
+    def fetch(self, name: str, target: Path) -> StoredFile:
+        """Copy the file out, verified."""
+        stored = self.stat(name)
+        if stored is None:
+            raise StoreError(f"{name} is not in {self.uri}")
+        with (self.directory / name).open("rb") as source:
+            return _verified_copy(
+                stored, target, lambda out: shutil.copyfileobj(source, out, CHUNK)
+            )
 
     def names(self) -> Iterator[str]:
         """Stored names (temporary copies excluded)."""
@@ -207,6 +241,20 @@ class S3Storage:
         except _client_error() as exc:
             raise StoreError(f"cannot read {name} in {self.uri}: {exc}") from exc
         return answer["Body"].read()
+
+    def fetch(self, name: str, target: Path) -> StoredFile:
+        """Download the object, verified against the SHA-256 stored with it."""
+        stored = self.stat(name)
+        if stored is None:
+            raise StoreError(f"{name} is not in {self.uri}")
+        try:
+            return _verified_copy(
+                stored,
+                target,
+                lambda out: self.client.download_fileobj(self.bucket, self._key(name), out),
+            )
+        except _client_error() as exc:
+            raise StoreError(f"cannot read {name} in {self.uri}: {exc}") from exc
 
     def names(self) -> Iterator[str]:
         """Stored names under the prefix."""

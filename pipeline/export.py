@@ -31,10 +31,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from archive import iter_records
+from archive.store import StoreError
 from archive.wacz import Member, Page
 from pipeline.catalog.models import Capture, CrawlRun, Link, Media, PageMetadataRow, WarcFile
 from pipeline.catalog.queries import Selection, select_links
+from pipeline.config import paths
 from pipeline.crawlcontext import BROWSER_FORMAT, METADATA_FORMAT
+from pipeline.storage import cached_copy
 
 __all__ = ["ExportError", "ExportPlan", "plan_export"]
 
@@ -117,6 +120,7 @@ class _Files:
     def __init__(self, session: Session, warcs: Path) -> None:
         self.session = session
         self.warcs = warcs
+        self.where = paths(warcs.parent)  # the data home whose warcs/ these are
         self.paths: dict[str, Path] = {}
 
     def __call__(self, name: str) -> Path:
@@ -127,8 +131,14 @@ class _Files:
                 if candidate is not None and candidate.is_file():
                     path = self.paths[name] = candidate
                     break
-            else:
-                raise ExportError(f"WARC file {name} is missing (not in {self.warcs})")
+            else:  # not here: a verified copy from the WARC store, if one is there
+                try:
+                    path = cached_copy(self.session, self.where, name)
+                except StoreError as exc:
+                    raise ExportError(f"WARC file {name}: the WARC store: {exc}") from exc
+                if path is None:
+                    raise ExportError(f"WARC file {name} is missing (not in {self.warcs})")
+                self.paths[name] = path
         return path
 
 

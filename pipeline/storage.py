@@ -6,7 +6,8 @@ timestamp token when it has them. A copy is verified (size and SHA-256) before t
 records it, and stores never overwrite, so pushing again, or from a retried task, is
 harmless. Local files are kept: readers use them when present and read a record from the
 store by byte range when they are not (:func:`read_from_store`), e.g. on a machine that
-has the catalog but not the files.
+has the catalog but not the files, or fetch the whole file once into ``cache/warcs/``
+(:func:`cached_copy`) for readers that scan files (evidence and WACZ exports).
 """
 
 from __future__ import annotations
@@ -77,3 +78,18 @@ def read_from_store(session: Session, capture: Capture) -> StoredRecord | None:
         return None
     folder, _, name = uri.rpartition("/")
     return read_stored_record(open_storage(folder), name, capture.warc_offset, capture.warc_length)
+
+
+def cached_copy(session: Session, where: Paths, name: str) -> Path | None:
+    """A local copy of the stored WARC file ``name`` for readers that need the whole
+    file (evidence and WACZ exports): fetched once into the data home's ``cache/warcs/``,
+    verified against the SHA-256 the catalog recorded; None if no copy is stored."""
+    warc = session.scalar(select(WarcFile).where(WarcFile.name == name))
+    if warc is None or not warc.store_uri or not warc.sha256:
+        return None
+    target = where.home / "cache" / "warcs" / name
+    if target.is_file() and target.stat().st_size == warc.size:
+        return target  # written only after its digest was verified
+    folder, _, stored_name = warc.store_uri.rpartition("/")
+    open_storage(folder).fetch(stored_name, target)
+    return target

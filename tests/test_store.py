@@ -185,3 +185,28 @@ def test_pushed_warcs_are_read_from_the_store_when_the_local_files_are_gone(
     client = client_as(make_app(home), "researcher")
     shown = client.get(f"/archived/{capture_id}/")
     assert shown.status_code == 200 and shown.headers["x-archived-status"] == "200"
+    # Exports scan whole files: each is fetched once, verified, into cache/warcs/.
+    with session_scope(where.database_url) as session:
+        link_id = session.scalar(select(Capture.link_id).where(Capture.id == capture_id))
+    package = tmp_path / "evidence.wacz"
+    assert main(["--home", str(home), "evidence", "export", str(link_id), "--reason", "test",
+                 "-o", str(package)]) == 0  # fmt: skip
+    cached = {p.name: file_sha256(p) for p in (home / "cache" / "warcs").iterdir()}
+    assert cached and all(cached[n] == file_sha256(local_files[n].with_name(n + ".elsewhere"))
+                          for n in cached)  # fmt: skip
+    assert main(["--home", str(home), "evidence", "verify", str(package)]) == 0
+
+
+def test_a_copy_that_does_not_match_its_digest_is_refused(
+    storage: WarcStorage, tmp_path: Path
+) -> None:
+    path = _warc(tmp_path / "local")
+    stored = storage.put(path)
+    target = tmp_path / "copy" / path.name
+    assert storage.fetch(path.name, target) == stored and file_sha256(target) == stored.sha256
+    from archive.store import _verified_copy
+
+    forged = type(stored)(stored.name, stored.size, "0" * 64, stored.uri)
+    with pytest.raises(StoreError, match="SHA-256"):
+        _verified_copy(forged, tmp_path / "bad" / path.name, lambda out: out.write(b"x"))
+    assert not (tmp_path / "bad" / path.name).exists()
