@@ -745,14 +745,22 @@ def catalog() -> None:
     "target",
     help="SQLAlchemy URL of an empty database (default: a new SQLite file in the data home).",
 )
+@click.option(
+    "--store",
+    metavar="URI",
+    help="Also the WARC files of this store that are not in the data home (fetched, "
+    "verified, into cache/warcs/; default: $LINKARCHIVE_WARC_STORE).",
+)
 @click.pass_context
-def catalog_rebuild(ctx: click.Context, target: str | None) -> None:
+def catalog_rebuild(ctx: click.Context, target: str | None, store: str | None) -> None:
     """Re-create the catalog from the WARC files; the current catalog is left untouched."""
     from sqlalchemy import func, select
 
+    from archive.store import StoreError, open_storage
     from pipeline.catalog.models import CrawlRun, Link, WarcFile
     from pipeline.catalog.runs import finish_run
     from pipeline.indexer import index_files
+    from pipeline.storage import configured_storage, fetch_missing, record_stored
 
     where = _home(ctx)
     if target is None:
@@ -761,6 +769,15 @@ def catalog_rebuild(ctx: click.Context, target: str | None) -> None:
     if target == where.database_url:
         raise UserError("--into must name another database than the current catalog")
     files = sorted(where.warcs.glob("*.warc.gz"))
+    fetched: list[Path] = []
+    try:
+        storage = open_storage(store) if store else configured_storage()
+        if storage is not None:
+            with console.status(f"Fetching WARC files missing here from {storage.uri}"):
+                fetched = fetch_missing(storage, where, {p.name for p in files})
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    files = sorted(files + fetched, key=lambda p: p.name)  # names are in time order
     with session_scope(target) as session:
         if session.scalar(select(func.count(WarcFile.id))) or session.scalar(
             select(func.count(Link.id))
@@ -768,6 +785,8 @@ def catalog_rebuild(ctx: click.Context, target: str | None) -> None:
             raise UserError(f"{target} is not empty; rebuild into an empty database")
         with console.status(f"Indexing {len(files)} WARC files"):
             result = index_files(session, files)
+        if storage is not None and fetched:
+            record_stored(session, storage, [p.name for p in fetched])
         for run in session.scalars(select(CrawlRun)):
             finish_run(session, run.id).status = "rebuilt"
     say(

@@ -93,3 +93,29 @@ def cached_copy(session: Session, where: Paths, name: str) -> Path | None:
     folder, _, stored_name = warc.store_uri.rpartition("/")
     open_storage(folder).fetch(stored_name, target)
     return target
+
+
+def fetch_missing(storage: WarcStorage, where: Paths, have: set[str]) -> list[Path]:
+    """Every WARC file of ``storage`` whose name is not in ``have``, as a verified copy in
+    the data home's ``cache/warcs/`` (a catalog rebuilt on a machine without the files)."""
+    copies = []
+    for name in storage.names():
+        if not name.endswith(".warc.gz") or name in have:
+            continue
+        target = where.home / "cache" / "warcs" / name
+        stored = storage.stat(name)
+        if stored is None:
+            continue
+        if not (target.is_file() and target.stat().st_size == stored.size):
+            storage.fetch(name, target)
+        copies.append(target)
+    return copies
+
+
+def record_stored(session: Session, storage: WarcStorage, names: list[str]) -> None:
+    """Note in the catalog that the files ``names`` are kept in ``storage``."""
+    for warc in session.scalars(select(WarcFile).where(WarcFile.name.in_(names))):
+        stored = storage.stat(warc.name)
+        if stored is not None:
+            warc.sha256, warc.store_uri = stored.sha256, stored.uri
+            warc.stored_at = datetime.now(UTC).replace(tzinfo=None)

@@ -137,7 +137,7 @@ def test_pushed_warcs_are_read_from_the_store_when_the_local_files_are_gone(
     record from the store by byte range."""
     import shutil
 
-    from sqlalchemy import select
+    from sqlalchemy import func, select
     from webkit import client_as, make_app
 
     from pipeline.catalog import session_scope
@@ -195,6 +195,17 @@ def test_pushed_warcs_are_read_from_the_store_when_the_local_files_are_gone(
     assert cached and all(cached[n] == file_sha256(local_files[n].with_name(n + ".elsewhere"))
                           for n in cached)  # fmt: skip
     assert main(["--home", str(home), "evidence", "verify", str(package)]) == 0
+
+    # A catalog rebuilt on a machine with the store only: the same captures.
+    shutil.rmtree(home / "cache")
+    rebuilt = f"sqlite:///{tmp_path / 'rebuilt.sqlite'}"
+    assert main(["--home", str(home), "catalog", "rebuild", "--into", rebuilt]) == 0
+    with session_scope(where.database_url) as old, session_scope(rebuilt) as new:
+        count = select(func.count(Capture.id))
+        assert new.scalar(count) == old.scalar(count) > 0
+        files = list(new.scalars(select(WarcFile)))
+        assert len(files) == len(local_files)
+        assert all(w.store_uri and w.sha256 == file_sha256(Path(w.path)) for w in files)
 
 
 def test_a_copy_that_does_not_match_its_digest_is_refused(
