@@ -124,6 +124,12 @@ class FileStorage:
     def put(self, path: Path, name: str | None = None) -> StoredFile:
         """Copy ``path`` in (fsynced), linked into place only if the name is free."""
         name = _check_name(name or path.name)
+        try:
+            return self._put(path, name)
+        except OSError as exc:  # a folder that is not there (unmounted), full, read-only
+            raise StoreError(f"cannot store {name} in {self.uri}: {exc}") from exc
+
+    def _put(self, path: Path, name: str) -> StoredFile:
         target = self.directory / name
         self.directory.mkdir(parents=True, exist_ok=True)
         if target.exists() and path.resolve() == target.resolve():

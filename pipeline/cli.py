@@ -843,7 +843,7 @@ def warc_push(ctx: click.Context, store: str | None) -> None:
         say(f"not stored: {problem}")
     say(f"{len(result.stored)} WARC files stored in {storage.uri}.")
     if result.problems:
-        raise SystemExit(1)
+        raise click.exceptions.Exit(1)
 
 
 @warc.command("import")

@@ -221,3 +221,36 @@ def test_a_copy_that_does_not_match_its_digest_is_refused(
     with pytest.raises(StoreError, match="SHA-256"):
         _verified_copy(forged, tmp_path / "bad" / path.name, lambda out: out.write(b"x"))
     assert not (tmp_path / "bad" / path.name).exists()
+
+
+def test_a_store_that_cannot_be_reached_loses_nothing_and_is_tried_again(
+    tmp_path: Path,
+) -> None:
+    """`warc push` to a store that fails (here a folder that cannot be made: a file is in
+    the way, as with an unmounted share) stores nothing, says so, exits non-zero, and
+    records nothing; once the store is back, the same push stores every file."""
+    from sqlalchemy import select
+
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import WarcFile
+    from pipeline.cli import main
+    from pipeline.config import paths
+    from pipeline.indexer import index_files
+
+    where = paths(tmp_path / "home").ensure()
+    local = _warc(where.warcs)
+    with session_scope(where.database_url) as session:
+        index_files(session, [local], where.indexes)
+    blocked = tmp_path / "share"
+    blocked.write_text("not a folder")
+    store = str(blocked / "warcs")
+    assert main(["--home", str(where.home), "warc", "push", "--store", store]) == 1
+    with session_scope(where.database_url) as session:
+        assert session.scalars(select(WarcFile.store_uri)).all() == [None]
+    assert local.is_file() and file_sha256(local)
+    blocked.unlink()  # the share is back
+    assert main(["--home", str(where.home), "warc", "push", "--store", store]) == 0
+    with session_scope(where.database_url) as session:
+        [stored] = session.scalars(select(WarcFile)).all()
+    assert stored.store_uri == (blocked / "warcs" / local.name).as_uri()
+    assert stored.sha256 == file_sha256(blocked / "warcs" / local.name) == file_sha256(local)
