@@ -254,3 +254,27 @@ def test_a_store_that_cannot_be_reached_loses_nothing_and_is_tried_again(
         [stored] = session.scalars(select(WarcFile)).all()
     assert stored.store_uri == (blocked / "warcs" / local.name).as_uri()
     assert stored.sha256 == file_sha256(blocked / "warcs" / local.name) == file_sha256(local)
+
+
+@pytest.mark.e2e
+def test_a_crawl_copies_its_warc_files_into_the_store(
+    world: Any, prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+
+    from flows.crawl import crawl_flow
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import WarcFile
+    from pipeline.config import paths
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("LINKARCHIVE_WARC_STORE", store.as_uri())
+    home = tmp_path / "home"
+    crawl_flow(source=world.index_url, home=str(home), country="Austria")
+    with session_scope(paths(home).database_url) as session:
+        rows = session.scalars(select(WarcFile)).all()
+        assert len(rows) >= 2  # the seed import's file and the crawl's
+        for warc in rows:
+            assert warc.store_uri == (store / warc.name).resolve().as_uri()
+            assert warc.sha256 == file_sha256(store / warc.name) == file_sha256(Path(warc.path))
+    assert {f"{w.name}.cdxj" for w in rows} <= {p.name for p in store.iterdir()}
