@@ -87,6 +87,8 @@ _MEDIA_JS = """() => {
   return [...urls];
 }"""
 
+#: The browser-wide proxy: the discard port on loopback, where nothing answers.
+NOWHERE = "http://127.0.0.1:9"
 #: Seconds after each scroll before the page's height is measured again.
 SCROLL_PAUSE = 0.3
 #: Time for the screenshot, DOM and text once the page's own time is spent.
@@ -189,6 +191,9 @@ class Browser:
                     executable_path=self.options.executable,
                     args=list(CHROMIUM_ARGS),
                     headless=True,
+                    # Chromium's own calls (sign-in, updates) are not a page's: they go to a
+                    # port nothing listens on. Each page's context has its recording proxy.
+                    proxy={"server": NOWHERE},
                 )
             except Exception as exc:  # Playwright raises its own Error types
                 raise BrowserUnavailable(f"Chromium did not start: {exc}") from exc
