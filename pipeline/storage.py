@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import StoredRecord
-from archive.store import StoreError, WarcStorage, open_storage, read_stored_record
+from archive.store import StoredFile, StoreError, WarcStorage, open_storage, read_stored_record
 from pipeline.catalog.models import Capture, WarcFile
 from pipeline.config import Paths
 
@@ -29,7 +30,24 @@ from pipeline.config import Paths
 def configured_storage() -> WarcStorage | None:
     """The store named by ``LINKARCHIVE_WARC_STORE``, or None when it is unset."""
     uri = os.environ.get("LINKARCHIVE_WARC_STORE", "").strip()
-    return open_storage(uri) if uri else None
+    return _storage(uri) if uri else None
+
+
+@cache
+def _storage(uri: str) -> WarcStorage:
+    # One per URI and process: the index pass asks every second, and an S3 client is slow
+    # to build (boto3 clients are thread-safe).
+    return open_storage(uri)
+
+
+def cache_path(where: Paths, name: str) -> Path:
+    """Where a WARC file fetched from the store is kept in the data home."""
+    return where.home / "cache" / "warcs" / name
+
+
+def _mark_stored(warc: WarcFile, stored: StoredFile) -> None:
+    warc.sha256, warc.store_uri = stored.sha256, stored.uri
+    warc.stored_at = datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -63,8 +81,7 @@ def push_files(session: Session, where: Paths, storage: WarcStorage) -> PushResu
         except StoreError as exc:  # unreachable or refused: the local file stays, try later
             result.problems.append(f"{warc.name}: {exc}")
             continue
-        warc.sha256, warc.store_uri = stored.sha256, stored.uri
-        warc.stored_at = datetime.now(UTC).replace(tzinfo=None)
+        _mark_stored(warc, stored)
         session.flush()
         result.stored.append(warc.name)
     return result
@@ -77,7 +94,7 @@ def read_from_store(session: Session, capture: Capture) -> StoredRecord | None:
     if not uri:
         return None
     folder, _, name = uri.rpartition("/")
-    return read_stored_record(open_storage(folder), name, capture.warc_offset, capture.warc_length)
+    return read_stored_record(_storage(folder), name, capture.warc_offset, capture.warc_length)
 
 
 def cached_copy(session: Session, where: Paths, name: str) -> Path | None:
@@ -87,11 +104,11 @@ def cached_copy(session: Session, where: Paths, name: str) -> Path | None:
     warc = session.scalar(select(WarcFile).where(WarcFile.name == name))
     if warc is None or not warc.store_uri or not warc.sha256:
         return None
-    target = where.home / "cache" / "warcs" / name
+    target = cache_path(where, name)
     if target.is_file() and target.stat().st_size == warc.size:
         return target  # written only after its digest was verified
     folder, _, stored_name = warc.store_uri.rpartition("/")
-    open_storage(folder).fetch(stored_name, target)
+    _storage(folder).fetch(stored_name, target)
     return target
 
 
@@ -102,7 +119,7 @@ def fetch_missing(storage: WarcStorage, where: Paths, have: set[str]) -> list[Pa
     for name in storage.names():
         if not name.endswith(".warc.gz") or name in have:
             continue
-        target = where.home / "cache" / "warcs" / name
+        target = cache_path(where, name)
         stored = storage.stat(name)
         if stored is None:
             continue
@@ -117,5 +134,4 @@ def record_stored(session: Session, storage: WarcStorage, names: list[str]) -> N
     for warc in session.scalars(select(WarcFile).where(WarcFile.name.in_(names))):
         stored = storage.stat(warc.name)
         if stored is not None:
-            warc.sha256, warc.store_uri = stored.sha256, stored.uri
-            warc.stored_at = datetime.now(UTC).replace(tzinfo=None)
+            _mark_stored(warc, stored)

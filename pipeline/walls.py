@@ -66,9 +66,13 @@ class PageSignals:
     """What a page's HTML shows about it."""
 
     text: str  # the visible text (an estimate without a parser), at most MARKER_TEXT_CHARS
-    text_chars: int  # how much visible text there is (capped at MARKER_TEXT_CHARS + 1)
     scripts: bool
     password_form: bool
+
+    @property
+    def text_chars(self) -> int:
+        """How much visible text there is (capped at MARKER_TEXT_CHARS + 1)."""
+        return len(self.text)
 
     @property
     def app_shell(self) -> bool:
@@ -84,7 +88,6 @@ def signals(html: bytes | str) -> PageSignals:
     text = visible[: MARKER_TEXT_CHARS + 1].decode("utf-8", "replace")
     return PageSignals(
         text=text,
-        text_chars=len(text),
         scripts=_SCRIPT.search(data) is not None,
         password_form=_PASSWORD.search(data) is not None,
     )

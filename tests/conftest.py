@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,34 @@ def _stop_the_local_prefect_server() -> Iterator[None]:
         stop_local_server()
     else:
         stop_local_server(started_after=_SESSION_STARTED)
+
+
+@contextmanager
+def replay_server(home: Path) -> Iterator[tuple[int, list[str]]]:
+    """`linkarchive replay` (pywb) over ``home`` on a free port, once it answers: the port,
+    and the replay URL of every archived page it printed."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--home", str(home), "replay", "--port",
+         str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        urls = []
+        for line in server.stdout:
+            if line.startswith("Replaying"):
+                break
+            urls.append(line.split()[1])
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "pywb did not start"
+                time.sleep(0.3)
+        yield port, urls
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -16,9 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -28,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import replay_server
 from PIL import Image
 from sqlalchemy import select
 from test_wacz import wacz_validate
@@ -210,6 +207,15 @@ def test_static_pages_in_auto_mode_are_captured_without_a_browser(
     assert not roles & {"screenshot", "dom", "text", "plain_page"}
 
 
+def _reply(handler: BaseHTTPRequestHandler, body: bytes, kind: str) -> None:
+    """Answer with ``body`` (200), or 404 when there is none, framed by Content-Length."""
+    handler.send_response(200 if body else 404)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 # --- a Chromium killed mid-page --------------------------------------------------------------
 class _HangSite:
     """Two app shells: /hang's script waits on /api/slow, which answers only when released;
@@ -254,11 +260,7 @@ class _HangSite:
                     kind = "text/html; charset=utf-8"
                 else:
                     body, kind = b"", "text/plain"
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                _reply(self, body, kind)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -444,28 +446,8 @@ def test_evidence_package_holds_the_screenshot_and_names_it(
 def test_pywb_replays_the_post_with_the_data_its_script_fetched(pulse: Path, world: Any) -> None:
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--home", str(pulse), "replay", "--port",
-         str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert server.stdout is not None
-        urls = []
-        for line in server.stdout:
-            if line.startswith("Replaying"):
-                break
-            urls.append(line.split()[1])
+    with replay_server(pulse) as (port, urls):
         [post] = [u for u in urls if u.endswith(social.POST_PATH)]
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "pywb did not start"
-                time.sleep(0.3)
         replay_base = f"http://127.0.0.1:{port}/"
         requested: list[str] = []
         with sync_playwright() as playwright:
@@ -488,9 +470,6 @@ def test_pywb_replays_the_post_with_the_data_its_script_fetched(pulse: Path, wor
         # Everything came from the archive: nothing reached the live replica site.
         leaked = [u for u in requested if u.startswith("http") and not u.startswith(replay_base)]
         assert not leaked
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 # --- video: yt-dlp through the recording proxy -------------------------------------------------
@@ -526,11 +505,7 @@ class _VideoSite:
                     kind = "text/html; charset=utf-8"
                 else:
                     body, kind = files.get(self.path, b""), "video/mp4"
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                _reply(self, body, kind)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -653,11 +628,7 @@ class _SlowShells:
                     kind = "text/html; charset=utf-8"
                 else:
                     body, kind = b"", "text/plain"
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                _reply(self, body, kind)
 
         self.servers = []
         for host in ("127.0.0.1", "127.0.0.2"):

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from typing import Any
 
 import pytest
-from conftest import free_port
+from conftest import replay_server
 
 from pipeline.replay import find_wayback
 
@@ -31,27 +27,7 @@ def _get(url: str) -> tuple[int, str, bytes]:
 
 
 def test_replay_serves_every_archived_page_with_its_images(crawled: dict[str, Any]) -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--home", str(crawled["home"]), "replay",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert server.stdout is not None
-        urls = []
-        for line in server.stdout:
-            if line.startswith("Replaying"):
-                break
-            urls.append(line.split()[1])
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "pywb did not start"
-                time.sleep(0.3)
+    with replay_server(crawled["home"]) as (_port, urls):
         assert len(urls) == 24  # every link but the dead one
         images = 0
         for url in urls:
@@ -65,6 +41,3 @@ def test_replay_serves_every_archived_page_with_its_images(crawled: dict[str, An
                 assert status == 200 and content_type.startswith("image/"), src
                 images += 1
         assert images > 24
-    finally:
-        server.terminate()
-        server.wait(10)

@@ -75,7 +75,6 @@ class Exchange:
     content_type: str
     location: str | None
     record_id: str | None
-    size: int
     error: str | None = None
 
 
@@ -205,13 +204,13 @@ class RecordingProxy:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ProxyError(400, f"not an http(s) URL: {url[:200]}")
         if not self.allowed(parts.hostname):
-            await _drain_body(reader, headers, self.timeout)
+            await _read_request_body(reader, headers, self.timeout)  # and drop it
             await _answer(writer, 403, f"{parts.hostname} is not allowed")
             return not _closes(headers)
         if _header(headers, b"upgrade"):
             raise ProxyError(501, "upgrades are not relayed")
         if self.budget and self.received >= self.budget:
-            await _drain_body(reader, headers, self.timeout)
+            await _read_request_body(reader, headers, self.timeout)  # and drop it
             await _answer(writer, 509, "the page's byte budget is spent")
             return not _closes(headers)
         body = await _read_request_body(reader, headers, self.timeout)
@@ -235,7 +234,7 @@ class RecordingProxy:
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-            self.exchanges.append(Exchange(url, method.decode(), None, "", None, None, 0, error))
+            self.exchanges.append(Exchange(url, method.decode(), None, "", None, None, error))
             await _answer(writer, 502, "upstream unreachable")
             return not _closes(headers)
         peer = up_writer.get_extra_info("peername")
@@ -272,7 +271,6 @@ class RecordingProxy:
                 result.content_type,
                 result.location,
                 record_id,
-                result.body_size,
                 result.error,
             )
         )
@@ -300,7 +298,6 @@ class _Relay:
         self.complete = False
         self.truncated = False
         self.keep_alive = True
-        self.body_size = 0
         self.error: str | None = None
 
     async def _send(self, data: bytes) -> None:
@@ -323,7 +320,6 @@ class _Relay:
         while count > 0:
             data = await self._read(min(count, COPY_SIZE))
             count -= len(data)
-            self.body_size += len(data)
             await self._send(data)
 
     async def run(self) -> None:
@@ -354,7 +350,6 @@ class _Relay:
                 while data := await asyncio.wait_for(
                     self.upstream.read(COPY_SIZE), self.proxy.timeout
                 ):
-                    self.body_size += len(data)
                     await self._send(data)
             self.complete = True
         except _Cut:
@@ -454,12 +449,6 @@ async def _read_request_body(
     if length > 64 << 20:
         raise ProxyError(413, "request body too large")
     return await asyncio.wait_for(reader.readexactly(length), timeout) if length else b""
-
-
-async def _drain_body(
-    reader: asyncio.StreamReader, headers: list[tuple[bytes, bytes]], timeout: float
-) -> None:
-    await _read_request_body(reader, headers, timeout)
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
