@@ -179,9 +179,19 @@ def crawl(
 
 
 def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
+    from archive.store import StoreError
     from pipeline.catalog.queries import Selection, select_links
     from pipeline.seeds import load_source
+    from pipeline.storage import configured_storage
 
+    # Settings the crawl's processes would otherwise fail on, one unit at a time.
+    mode = os.environ.get("LINKARCHIVE_BROWSER", "auto")
+    if not selection.get("browser") and mode not in ("auto", "always", "never"):
+        raise UserError(f"LINKARCHIVE_BROWSER must be auto, always or never, not {mode!r}")
+    try:
+        configured_storage()
+    except StoreError as exc:
+        raise UserError(f"LINKARCHIVE_WARC_STORE: {exc}") from None
     source = selection.pop("source", None)
     import_source = None
     if source:

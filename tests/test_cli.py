@@ -195,6 +195,10 @@ BAD_INPUT = [
     ("no-such-command",),
     ("warc", "import", "/no/such/dir"),
     ("catalog", "rebuild", "--into", "nosuchdb://nowhere"),
+    ("catalog", "rebuild", "--store", "ftp://example.org/warcs"),
+    ("crawl", "--browser", "sometimes"),
+    ("warc", "push"),
+    ("warc", "push", "--store", "s3:///no-bucket"),
     ("export", "wacz", "-o", "out.zip"),
     ("check", "--country", "Atlantis"),
     ("check", "--link", "0"),
@@ -254,3 +258,18 @@ def test_get_to_missing_directory_fails_cleanly(
     )  # fmt: skip
     assert code != 0
     assert err.startswith("linkarchive: error: ") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("LINKARCHIVE_BROWSER", "sometimes"), ("LINKARCHIVE_WARC_STORE", "ftp://example.org/w")],
+)
+def test_a_bad_crawl_setting_is_refused_before_any_crawl_starts(
+    name: str, value: str, home: Path, capsys: pytest.CaptureFixture[str], world: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    run(capsys, "seeds", "import", world.index_url)
+    monkeypatch.setenv(name, value)
+    code, _, err = run(capsys, "crawl", "--country", "Austria")
+    assert code != 0 and err.strip().startswith("linkarchive: error: ") and name in err
+    assert not list((home / "jobs").glob("run*"))  # no crawl run was opened
