@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import io
+import json
 import os
 import random
 import re
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -196,6 +198,31 @@ def resource(path: str, host: int, hosts: int, pages: int, port: int) -> tuple[s
 # --- the asyncio server ---------------------------------------------------------------------
 
 
+class InFlight:
+    """Requests being answered per host, and the most ever at once: written to ``log`` (a
+    JSON object, host address to peak) whenever a peak rises, so a test can check that
+    crawlers anywhere kept to their per-host limit."""
+
+    def __init__(self, log: Path | None) -> None:
+        self.log = log
+        self.now: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def request(self, address: str) -> Iterator[None]:
+        self.now[address] = self.now.get(address, 0) + 1
+        if self.now[address] > self.peak.get(address, 0):
+            self.peak[address] = self.now[address]
+            if self.log is not None:
+                partial = self.log.with_suffix(".partial")
+                partial.write_text(json.dumps(self.peak, sort_keys=True))
+                partial.replace(self.log)
+        try:
+            yield
+        finally:
+            self.now[address] -= 1
+
+
 async def _handle(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -204,6 +231,7 @@ async def _handle(
     pages: int,
     port: int,
     latency: float,
+    inflight: InFlight,
 ) -> None:
     """HTTP/1.1 with keep-alive: GET and HEAD, Content-Length, ``latency`` s per response."""
     try:
@@ -221,20 +249,21 @@ async def _handle(
                 k.strip().lower(): v.strip()
                 for k, _, v in (line.partition(":") for line in lines[1:] if line)
             }
-            if latency:
-                await asyncio.sleep(latency)
-            found = resource(target.split("?", 1)[0], host, hosts, pages, port)
-            status, ctype, body = (
-                ("200 OK", *found) if found else ("404 Not Found", "text/plain", b"not found\n")
-            )
-            close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
-            head_out = (
-                f"HTTP/1.1 {status}\r\nServer: bench-asyncio\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\n"
-                f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
-            ).encode()
-            writer.write(head_out if method == "HEAD" else head_out + body)
-            await writer.drain()
+            with inflight.request(host_address(host)):
+                if latency:
+                    await asyncio.sleep(latency)
+                found = resource(target.split("?", 1)[0], host, hosts, pages, port)
+                status, ctype, body = (
+                    ("200 OK", *found) if found else ("404 Not Found", "text/plain", b"not found\n")
+                )
+                close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+                head_out = (
+                    f"HTTP/1.1 {status}\r\nServer: bench-asyncio\r\nContent-Type: {ctype}\r\n"
+                    f"Content-Length: {len(body)}\r\n"
+                    f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
+                ).encode()
+                writer.write(head_out if method == "HEAD" else head_out + body)
+                await writer.drain()
             if close:
                 return
     except (ConnectionError, OSError):
@@ -243,12 +272,21 @@ async def _handle(
         writer.close()
 
 
-async def serve(hosts: int, pages: int, port: int, latency_ms: float) -> None:
-    """Serve every host on its own address until killed."""
+async def serve(
+    hosts: int, pages: int, port: int, latency_ms: float, log: Path | None = None
+) -> None:
+    """Serve every host on its own address until killed; peaks per host into ``log``."""
     servers = []
+    inflight = InFlight(log)
     for host in range(hosts):
         handler = functools.partial(
-            _handle, host=host, hosts=hosts, pages=pages, port=port, latency=latency_ms / 1000
+            _handle,
+            host=host,
+            hosts=hosts,
+            pages=pages,
+            port=port,
+            latency=latency_ms / 1000,
+            inflight=inflight,
         )
         servers.append(await asyncio.start_server(handler, host_address(host), port, backlog=512))
     print("ready", flush=True)
@@ -348,9 +386,19 @@ def _answers(address: str, port: int) -> bool:
 class Site:
     """The synthetic site: ``with Site(hosts, pages, latency_ms) as site: site.urls``."""
 
-    def __init__(self, hosts: int, pages: int, latency_ms: float, *, nginx: bool = True) -> None:
+    def __init__(
+        self,
+        hosts: int,
+        pages: int,
+        latency_ms: float,
+        *,
+        nginx: bool = True,
+        peaks: Path | None = None,
+    ) -> None:
         self.hosts, self.pages, self.latency_ms = hosts, pages, latency_ms
-        self.use_nginx = nginx and latency_ms == 0 and find_nginx() is not None
+        # ``peaks``: the asyncio server logs the most requests in flight per host there.
+        self.peaks = peaks
+        self.use_nginx = nginx and latency_ms == 0 and peaks is None and find_nginx() is not None
         self.port = 0
         self.server = ""
         self._folder: Path | None = None
@@ -416,6 +464,7 @@ class Site:
                 f"--pages={self.pages}",
                 f"--port={self.port}",
                 f"--latency-ms={self.latency_ms}",
+                *([f"--log={self.peaks}"] if self.peaks else []),
             ]
         env = {
             **os.environ,
@@ -461,8 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--pages", type=int, default=100)
     serve_parser.add_argument("--port", type=int, required=True)
     serve_parser.add_argument("--latency-ms", type=float, default=0.0)
+    serve_parser.add_argument("--log", type=Path, help="JSON file of in-flight peaks per host")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.hosts, args.pages, args.port, args.latency_ms))
+    asyncio.run(serve(args.hosts, args.pages, args.port, args.latency_ms, args.log))
     return 0
 
 

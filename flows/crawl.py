@@ -11,17 +11,23 @@ searchable while the crawl runs. The flow stays thin; all I/O is in small retrie
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -29,19 +35,32 @@ from archive import recover_open_file, stale_open_files
 from pipeline.catalog import session_scope
 from pipeline.catalog.importer import import_entries
 from pipeline.catalog.queries import Selection, link_context, select_links
-from pipeline.catalog.runs import finish_run, reached_links, record_unreached, start_run
+from pipeline.catalog.runs import (
+    add_units,
+    claim_unit,
+    finish_run,
+    finish_unit,
+    record_unreached,
+    start_run,
+    unit_links,
+    unit_of,
+    units_of,
+)
 from pipeline.checks import classify_run
 from pipeline.config import paths
 from pipeline.indexer import index_files
 from pipeline.progress import PROGRESS_SUFFIX, read_progress, run_folder
 from pipeline.seedarchive import archive_import
 from pipeline.seeds import load_source
-from pipeline.storage import configured_storage, push_files
-from pipeline.units import plan_units
+from pipeline.storage import configured_storage, move_into_store, push_files
+from pipeline.units import host_of, plan_units, shard_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Crawl processes at a time: one per core by default.
 PROCESSES = int(os.environ.get("LINKARCHIVE_CRAWL_PROCESSES", os.cpu_count() or 2))
+# Units of a run on a work pool: enough for every worker's processes, and to rebalance
+# when workers join; each costs a process start and a few seconds of scheduling.
+CLUSTER_UNITS = int(os.environ.get("LINKARCHIVE_CLUSTER_UNITS", 16))
 # A unit whose process reports no progress for this long is stuck: it is killed and retried.
 STALL_SECONDS = float(os.environ.get("LINKARCHIVE_UNIT_STALL_SECONDS", 600))
 INDEX_INTERVAL = 1.0  # seconds between indexing passes while units run
@@ -67,16 +86,6 @@ def import_seeds(source: str, home: str) -> dict[str, Any]:
     return result.__dict__
 
 
-def _unit_links(home: str, run_id: int, number: int) -> Path:
-    """The links of a crawl unit, as planned (JSON Lines)."""
-    return run_folder(paths(home).jobs, run_id) / f"unit{number:03d}.links.jsonl"
-
-
-def _read_links(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
 def _write_links(path: Path, links: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as out:
         for link in links:
@@ -84,23 +93,27 @@ def _write_links(path: Path, links: list[dict[str, Any]]) -> None:
 
 
 @task
-def open_run(selection: dict[str, Any], unit_size: int, home: str) -> tuple[int, list[int]]:
+def open_run(
+    selection: dict[str, Any], unit_size: int, home: str, processes: int = PROCESSES
+) -> tuple[int, list[int]]:
     """Record a new crawl run and plan its crawl units; returns the run's id and the number
-    of links of each unit. The links themselves go to the units' files, not through
-    Prefect (which would hash and copy every parameter: memory growing with the crawl)."""
+    of links of each unit. The units (their links and host shards) go into the catalog,
+    not through Prefect (which would hash and copy every parameter), where a worker on
+    any machine sharing the catalog can read them. ``processes`` units run at a time."""
     from prefect.runtime import flow_run
 
-    chosen = {k: v for k, v in selection.items() if k != "mode"}
+    chosen = {k: v for k, v in selection.items() if k not in ("mode", "cluster")}
     if chosen.get("link_ids") is not None:
         chosen["link_ids"] = tuple(chosen["link_ids"])
     with session_scope(paths(home).database_url) as session:
         links = [link_context(link) for link in select_links(session, Selection(**chosen))]
         run = start_run(session, selection, len(links), flow_run_id=flow_run.id)
+        # Units that hold their host shards across machines must not share one.
+        key = shard_key if selection.get("cluster") else host_of
+        units = plan_units(links, processes=processes, unit_size=unit_size, key=key)
+        add_units(session, run.id, units)
         run_id = run.id
     run_folder(paths(home).ensure().jobs, run_id).mkdir(parents=True, exist_ok=True)
-    units = plan_units(links, processes=PROCESSES, unit_size=unit_size)
-    for number, unit in enumerate(units, start=1):
-        _write_links(_unit_links(home, run_id, number), unit)
     return run_id, [len(unit) for unit in units]
 
 
@@ -110,16 +123,45 @@ def index_new_warcs(home: str) -> dict[str, Any]:
     return index_pass(home)
 
 
-def index_pass(home: str) -> dict[str, Any]:
-    """Recover what killed crawl processes left open, then index every new closed WARC file."""
+def index_pass(home: str, move: bool = False) -> dict[str, Any]:
+    """Recover what killed crawl processes left open, then index every new closed WARC
+    file and copy it into the WARC store, if one is set. A worker ``move``s them: each
+    is stored before it is indexed, then deleted here (:func:`move_into_store`)."""
     where = paths(home)
-    with _INDEX_LOCK:
+    with _index_lock(where.warcs):
         for stale in stale_open_files(where.warcs):
-            get_run_logger().warning("recovered %s", recover_open_file(stale).describe())
+            _logger().warning("recovered %s", recover_open_file(stale).describe())
+        storage = configured_storage()
+        if move and storage is not None:
+            moved = move_into_store(where, storage, where.database_url)
+            for problem in moved.problems:
+                _logger().warning("WARC store: %s (kept here; tried again)", problem)
+            return {"files": len(moved.stored), "captures": 0, "outcomes": 0}
         with session_scope(where.database_url) as session:
             indexed = index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
         store_pass(home)
         return indexed.__dict__
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger inside a flow or task; this module's logger elsewhere (a worker
+    catching up on its data home before it starts)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+@contextmanager
+def _index_lock(warcs: Path) -> Iterator[None]:
+    """One indexing pass at a time over a WARC folder: among this process's threads, and
+    among processes (two units a worker runs at once share its folder)."""
+    with _INDEX_LOCK, (warcs / ".index.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def store_pass(home: str) -> None:
@@ -130,7 +172,7 @@ def store_pass(home: str) -> None:
         return
     with session_scope(paths(home).database_url) as session:
         for problem in push_files(session, paths(home), storage).problems:
-            get_run_logger().warning("WARC store: %s", problem)
+            _logger().warning("WARC store: %s", problem)
 
 
 @task(retries=2, retry_delay_seconds=3)
@@ -142,25 +184,50 @@ def crawl_unit(
     mode: str = "crawl",
     browser: str | None = None,
 ) -> dict[str, Any]:
-    """Crawl one unit (its planned links file) in a Scrapy subprocess; returns its result.
+    """Crawl one unit of the run on this machine (see :func:`crawl_attempt`).
 
     A retry first indexes what the failed attempt archived, then crawls only the links
-    that got no outcome. ``mode`` "check" fetches each link's page alone (archived all
-    the same). ``timeout`` bounds the whole attempt; an attempt that reports no progress
-    for ``LINKARCHIVE_UNIT_STALL_SECONDS`` is killed too. ``browser`` (auto, always,
-    never; None: ``LINKARCHIVE_BROWSER``) says which pages are rendered in Chromium.
+    that got no outcome.
     """
     from prefect.runtime import task_run
 
-    where = paths(home).ensure()
     attempt = task_run.run_count or 1
-    links = _read_links(_unit_links(home, run_id, number))
     if attempt > 1:
         index_pass(home)
-        with session_scope(where.database_url) as session:
-            reached = reached_links(session, run_id)
-        links = [link for link in links if link["link_id"] not in reached]
-    stem = run_folder(where.jobs, run_id) / f"unit{number:03d}-a{attempt}"
+    owner = str(task_run.id)
+    with session_scope(paths(home).database_url) as session:
+        unit = unit_of(session, run_id, number)
+        claim_unit(session, unit, owner, socket.gethostname())
+        unit_id, links = unit.id, unit_links(session, unit, unreached=attempt > 1)
+    result = crawl_attempt(run_id, number, attempt, links, home, timeout, mode, browser)
+    with session_scope(paths(home).database_url) as session:
+        finish_unit(session, unit_id, owner, "done", result)
+    return result
+
+
+def crawl_attempt(
+    run_id: int,
+    number: int,
+    attempt: int,
+    links: list[dict[str, Any]],
+    home: str,
+    timeout: float | None = None,
+    mode: str = "crawl",
+    browser: str | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """One attempt at a unit's ``links`` in a Scrapy subprocess writing into ``home``'s
+    WARC folder; returns its result or raises :class:`UnitFailed`.
+
+    ``mode`` "check" fetches each link's page alone (archived all the same). ``timeout``
+    bounds the attempt; one that reports no progress for ``LINKARCHIVE_UNIT_STALL_SECONDS``
+    is killed too, and so is one whose ``stop`` is set. ``browser`` (auto, always, never;
+    None: ``LINKARCHIVE_BROWSER``) says which pages are rendered in Chromium.
+    """
+    where = paths(home).ensure()
+    folder = run_folder(where.jobs, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"unit{number:03d}-a{attempt}"
     links_path = stem.with_suffix(".links.jsonl")
     _write_links(links_path, links)
     job = {
@@ -186,7 +253,7 @@ def crawl_unit(
             stderr=subprocess.STDOUT,
             env=env,
         )
-        why = _supervise(proc, Path(job["progress_file"]), timeout)
+        why = _supervise(proc, Path(job["progress_file"]), timeout, stop)
     result_file = job_path.with_suffix(".result.json")
     if why or proc.returncode != 0 or not result_file.exists():
         why = why or f"exited with status {proc.returncode}"
@@ -194,9 +261,14 @@ def crawl_unit(
     return json.loads(result_file.read_text(encoding="utf-8"))
 
 
-def _supervise(proc: subprocess.Popen[bytes], progress: Path, timeout: float | None) -> str:
-    """Wait for a crawl process; kill it (SIGKILL) past ``timeout`` or when it stalls.
-    Returns why it was killed, or "" when it ended by itself."""
+def _supervise(
+    proc: subprocess.Popen[bytes],
+    progress: Path,
+    timeout: float | None,
+    stop: threading.Event | None = None,
+) -> str:
+    """Wait for a crawl process; kill it (SIGKILL) past ``timeout``, when it stalls or
+    when ``stop`` is set. Returns why it was killed, or "" when it ended by itself."""
     started = last_change = time.monotonic()
     last_seen: bytes | None = None
     while proc.poll() is None:
@@ -218,6 +290,8 @@ def _supervise(proc: subprocess.Popen[bytes], progress: Path, timeout: float | N
             why = f"timed out after {timeout:.0f} s"
         elif now - last_change > STALL_SECONDS:
             why = f"made no progress for {STALL_SECONDS:.0f} s"
+        elif stop is not None and stop.is_set():
+            why = "was stopped: another attempt holds the unit now"
         if why:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -248,12 +322,15 @@ def index_during_crawl(run_id: int, home: str) -> dict[str, Any]:
 @task
 def close_run(run_id: int, failed_units: list[int], home: str) -> dict[str, Any]:
     """Give failed units' unreached links an error outcome and store the run's totals."""
-    failed_links = [
-        link["link_id"]
-        for number in failed_units
-        for link in _read_links(_unit_links(home, run_id, number))
-    ]
     with session_scope(paths(home).database_url) as session:
+        failed_links: list[int] = []
+        for unit in units_of(session, run_id):
+            if unit.number in failed_units:
+                failed_links.extend(unit.link_ids)
+                if unit.status != "done":
+                    finish_unit(session, unit.id, None, "failed")
+            elif unit.status != "done":
+                finish_unit(session, unit.id, None, "done")
         if failed_links:
             record_unreached(session, run_id, failed_links, "crawl unit failed")
         run = finish_run(session, run_id, len(failed_units))
@@ -282,12 +359,17 @@ def crawl_flow(
     link_ids: list[int] | None = None,
     mode: str = "crawl",
     browser: str | None = None,
+    pool: str | None = None,
 ) -> dict[str, Any]:
     """Archive the selected links (all when nothing is selected) and record a crawl run.
 
-    Links are split into crawl units of whole hosts, ``PROCESSES`` crawled at a time (at
-    most about ``unit_size`` links each); WARC files are indexed as the units close them.
+    Links are split into crawl units of whole hosts (at most about ``unit_size`` links
+    each). Without ``pool`` (or ``LINKARCHIVE_WORK_POOL``), ``PROCESSES`` units are
+    crawled at a time on this machine, and their WARC files indexed as they close them;
+    with it, the units go to the pool's workers (``flows.fanout``), which index and store
+    their own files into the shared catalog and WARC store.
     """
+    pool = pool or os.environ.get("LINKARCHIVE_WORK_POOL") or None
     home = str(paths(home).ensure().home)
     if source:
         import_seeds(source, home)
@@ -298,6 +380,15 @@ def crawl_flow(
         source=from_source,
         link_ids=tuple(link_ids) if link_ids is not None else None,
     )
+    if pool:
+        from flows.fanout import run_units_on_pool
+
+        run_id, _ = open_run(
+            {**selection.as_dict(), "mode": mode, "cluster": pool}, unit_size, home, CLUSTER_UNITS
+        )
+        failed = run_units_on_pool(run_id, pool, home, mode, browser, unit_timeout)
+        index_new_warcs(home)  # this machine's own files (the seed import's), into the store
+        return close_run(run_id, failed, home)
     run_id, units = open_run({**selection.as_dict(), "mode": mode}, unit_size, home)
     done = _UNITS_DONE[run_id] = threading.Event()
     indexer = index_during_crawl.submit(run_id, home)
@@ -335,15 +426,16 @@ def check_flow(
     link_ids: list[int] | None = None,
     home: str | None = None,
     recapture: bool = True,
+    pool: str | None = None,
 ) -> dict[str, Any]:
     """Visit the selected links' live URLs, archive what they answer, classify each, and
     capture again in full the pages that changed (unchanged payloads become revisits)."""
     home = str(paths(home).ensure().home)
     checked = crawl_flow(
-        country=country, city=city, kind=kind, link_ids=link_ids, home=home, mode="check"
+        country=country, city=city, kind=kind, link_ids=link_ids, home=home, mode="check", pool=pool
     )
     statuses = classify_checks(checked["run_id"], home)
     result: dict[str, Any] = {"run_id": checked["run_id"], "statuses": statuses}
     if recapture and statuses.get("changed"):
-        result["recapture"] = crawl_flow(link_ids=statuses["changed"], home=home)
+        result["recapture"] = crawl_flow(link_ids=statuses["changed"], home=home, pool=pool)
     return result

@@ -7,6 +7,7 @@ The server is the store: a schedule is a deployment tagged ``linkarchive``.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from prefect import Flow, serve
@@ -108,3 +109,58 @@ def serve_schedules() -> None:
         for s in schedules
     ]
     serve(*deployments)
+
+
+# Workers -----------------------------------------------------------------------------
+
+POOL = "linkarchive"
+
+
+def ensure_pool(pool: str) -> None:
+    """Create the process work pool ``pool`` if the server has none of that name."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client, suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+
+def deploy_units(pool: str) -> str:
+    """Create (or update) the deployment of crawl units served by ``pool``'s workers.
+
+    The entrypoint is a module path, so a worker runs the code linkarchive installed on
+    its own machine, wherever that is.
+    """
+    from prefect.deployments.runner import EntrypointType
+
+    from flows.unit import unit_flow
+
+    deployment = unit_flow.to_deployment(
+        name=pool,
+        work_pool_name=pool,
+        tags=[TAG],
+        description=f"linkarchive crawl units for the workers of pool {pool!r}",
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    deployment.apply(work_pool_name=pool)
+    return f"{unit_flow.name}/{pool}"
+
+
+def workers(pool: str) -> list[dict[str, Any]]:
+    """The workers that have polled ``pool``: name, status and last heartbeat (UTC)."""
+    from prefect.client.schemas.filters import WorkerFilter
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            found = client.read_workers_for_work_pool(pool, worker_filter=WorkerFilter())
+        except ObjectNotFound:
+            return []
+    return [
+        {
+            "name": w.name,
+            "status": getattr(w.status, "value", w.status),
+            "last_heartbeat": w.last_heartbeat_time.isoformat() if w.last_heartbeat_time else None,
+        }
+        for w in sorted(found, key=lambda w: w.name)
+    ]

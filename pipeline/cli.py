@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -148,6 +149,22 @@ def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
     _emit(rows, fmt, ["link_id", "country", "city", "kind", "label", "status", "url"])
 
 
+_POOL_OPTION = click.option(
+    "--pool",
+    default=lambda: os.environ.get("LINKARCHIVE_WORK_POOL") or None,
+    help="Run the crawl units on this Prefect work pool's workers (see docs/DEPLOY.md) "
+    "[default: $LINKARCHIVE_WORK_POOL; none: this machine].",
+)
+
+
+def _require_pool_server(pool: str | None) -> None:
+    """A cluster crawl needs the shared Prefect server its workers poll."""
+    if pool:
+        from flows.deployments import require_server
+
+        require_server()
+
+
 @cli.command()
 @click.option("--country", help="Only links of this country.")
 @click.option("--city", help="Only links of this city.")
@@ -159,6 +176,7 @@ def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
     help="Render pages in Chromium: auto (app shells, log-in walls, platforms; the default, "
     "or $LINKARCHIVE_BROWSER), always (every page, with screenshots), never.",
 )
+@_POOL_OPTION
 @click.pass_context
 def crawl(
     ctx: click.Context,
@@ -167,6 +185,7 @@ def crawl(
     kind: str | None,
     source: str | None,
     browser: str | None,
+    pool: str | None,
 ) -> None:
     """Archive the selected links (every link when nothing is selected).
 
@@ -175,7 +194,10 @@ def crawl(
     are rendered in Chromium through a recording proxy (see docs/WARC.md).
     """
     where = _home(ctx)
-    _run_crawl(where, country=country, city=city, kind=kind, source=source, browser=browser)
+    _require_pool_server(pool)
+    _run_crawl(
+        where, country=country, city=city, kind=kind, source=source, browser=browser, pool=pool
+    )
 
 
 def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
@@ -203,15 +225,16 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
             selection["from_source"] = location
     with session_scope(where.database_url) as session:
         check = {k: v for k, v in selection.items() if k in ("country", "city", "kind")}
-        if not selection.get("browser"):
-            selection.pop("browser", None)
+        for optional in ("browser", "pool"):
+            if not selection.get(optional):
+                selection.pop(optional, None)
         if not import_source and not select_links(session, Selection(**check)):
             raise UserError("no links match the selection: import seeds first")
     _prefect_quiet()
     from flows.crawl import crawl_flow
 
     started = time.time()
-    with _progress(where, started):
+    with _progress(where, started, cluster=bool(selection.get("pool"))):
         result = crawl_flow(
             source=import_source,
             from_source=selection.pop("from_source", import_source),
@@ -239,13 +262,15 @@ def _known_source(where: Paths, source: str) -> str | None:
 
 
 @contextmanager
-def _progress(where: Paths, started: float) -> Iterator[None]:
+def _progress(where: Paths, started: float, cluster: bool = False) -> Iterator[None]:
     """Show the running crawl's pages done / total, pages/s, bytes and failures, as its
-    crawl units report them; without a terminal (a web app job's log), a line every 5 s."""
+    crawl units report them (a ``cluster`` run's units are elsewhere: as the shared
+    catalog has them); without a terminal (a web app job's log), a line every 5 s."""
     from sqlalchemy import select
 
     from pipeline.catalog.models import CrawlRun
-    from pipeline.progress import read_progress
+    from pipeline.catalog.runs import run_totals
+    from pipeline.progress import CrawlProgress, read_progress
 
     stop = threading.Event()
     columns = [TextColumn("[bold]Crawling"), BarColumn(), MofNCompleteColumn()]
@@ -265,7 +290,17 @@ def _progress(where: Paths, started: float) -> Iterator[None]:
                             if run is None or run.started_at.timestamp() < started - 5:
                                 continue
                             run_id, total = run.id, run.links_total
-                    figures = read_progress(where.jobs, run_id)
+                    if cluster:
+                        with session_scope(where.database_url) as session:
+                            totals = run_totals(session, run_id)
+                        figures = CrawlProgress(
+                            pages=totals["links_done"],
+                            pages_failed=totals["links_failed"],
+                            requests=totals["captures"],
+                            bytes=totals["bytes_archived"],
+                        )
+                    else:
+                        figures = read_progress(where.jobs, run_id)
                     rate = figures.pages / max(time.time() - started, 1e-3)
                     line = (
                         f"{rate:.1f}/s, {figures.requests} requests, "
@@ -293,6 +328,7 @@ def _progress(where: Paths, started: float) -> Iterator[None]:
 @click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
 @click.option("--link", "link_ids", type=click.IntRange(1), multiple=True, help="This link.")
 @click.option("--no-recapture", is_flag=True, help="Do not capture changed pages again.")
+@_POOL_OPTION
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -301,6 +337,7 @@ def check(
     kind: str | None,
     link_ids: tuple[int, ...],
     no_recapture: bool,
+    pool: str | None,
 ) -> None:
     """Visit each link's live URL, archive the answer, and say what became of it.
 
@@ -311,6 +348,7 @@ def check(
     from pipeline.catalog.queries import Selection, select_links
 
     where = _home(ctx)
+    _require_pool_server(pool)
     selection = Selection(country=country, city=city, kind=kind, link_ids=link_ids or None)
     with session_scope(where.database_url) as session:
         if not select_links(session, selection):
@@ -326,6 +364,7 @@ def check(
             link_ids=list(link_ids) or None,
             home=str(where.home),
             recapture=not no_recapture,
+            pool=pool,
         )
     counts = ", ".join(f"{len(ids)} {status}" for status, ids in sorted(result["statuses"].items()))
     say(f"Check run {result['run_id']}: {counts or 'nothing checked'}.")
@@ -410,6 +449,55 @@ def schedule_remove(name: str) -> None:
 
     remove(name)
     say(f"Removed schedule {name}.")
+
+
+@cli.command()
+@click.option(
+    "--pool",
+    default=lambda: os.environ.get("LINKARCHIVE_WORK_POOL") or "linkarchive",
+    show_default="$LINKARCHIVE_WORK_POOL or linkarchive",
+    help="The Prefect work pool to take crawl units from.",
+)
+@click.option("--name", help="This worker's name [default: the host name].")
+@click.option("--limit", type=click.IntRange(1), help="Units at once [default: one per core].")
+@click.pass_context
+def worker(ctx: click.Context, pool: str, name: str | None, limit: int | None) -> None:
+    """Run crawl units of cluster crawls on this machine until stopped (see docs/DEPLOY.md).
+
+    A Prefect process worker on POOL (made if missing, with its unit deployment). WARC
+    files are written into this machine's data home, indexed into the shared catalog
+    (LINKARCHIVE_DATABASE_URL) and moved into the WARC store (LINKARCHIVE_WARC_STORE).
+    """
+    from archive.store import StoreError
+    from flows.deployments import deploy_units, ensure_pool, require_server
+    from pipeline.storage import configured_storage
+
+    where = _home(ctx)
+    require_server()
+    try:
+        storage = configured_storage()
+    except StoreError as exc:
+        raise UserError(f"LINKARCHIVE_WARC_STORE: {exc}") from None
+    if storage is None:
+        raise UserError(
+            "a worker needs a WARC store other machines can read: set LINKARCHIVE_WARC_STORE"
+        )
+    _prefect_quiet()
+    from flows.crawl import index_pass
+
+    ensure_pool(pool)
+    say(f"Deployment {deploy_units(pool)} serves pool {pool!r}.")
+    caught_up = index_pass(str(where.home), move=True)  # what a killed worker left here
+    if caught_up["files"]:
+        say(f"Indexed and stored {caught_up['files']} WARC files left in {where.warcs}.")
+    name = name or socket.gethostname()
+    command = [
+        str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", pool,
+        "--type", "process", "--name", name, "--limit", str(limit or os.cpu_count() or 1),
+    ]  # fmt: skip
+    env = {**os.environ, "LINKARCHIVE_HOME": str(where.home), "LINKARCHIVE_WORKER_NAME": name}
+    sys.stdout.flush()
+    os.execve(command[0], command, env)
 
 
 @schedule.command("serve")
@@ -848,7 +936,7 @@ def warc_push(ctx: click.Context, store: str | None) -> None:
     if storage is None:
         raise UserError("no WARC store: set LINKARCHIVE_WARC_STORE or give --store")
     with session_scope(where.database_url) as session:
-        result = push_files(session, where, storage)
+        result = push_files(session, where, storage, anywhere=True)
     for problem in result.problems:
         say(f"not stored: {problem}")
     say(f"{len(result.stored)} WARC files stored in {storage.uri}.")

@@ -416,6 +416,18 @@ class _ContextApplier:
                     )
                 )
             )
+        # (run, link) pairs with an outcome: one per link and run, whichever attempt or
+        # worker archived it first (a unit run again, a dead worker's files found later).
+        self.reached: set[tuple[int, int]] = set()
+        run_ids = sorted({c["run_id"] for _, _, c in contexts if c.get("run_id")})
+        for chunk in _chunks(link_ids):
+            self.reached.update(
+                session.execute(
+                    select(CrawlOutcome.run_id, CrawlOutcome.link_id).where(
+                        CrawlOutcome.run_id.in_(run_ids), CrawlOutcome.link_id.in_(chunk)
+                    )
+                ).tuples()
+            )
         self.media: set[tuple[int, int]] = set()  # (link, capture) pairs added here
         self.described: set[int] = set()  # captures given page metadata here
 
@@ -479,7 +491,11 @@ class _ContextApplier:
         outcome = context.get("outcome")
         if role != "page" or not outcome or record_id in self.outcomes_done:
             return False
+        if run_id is not None and (run_id, link.id) in self.reached:
+            return False
         self.outcomes_done.add(record_id)
+        if run_id is not None:
+            self.reached.add((run_id, link.id))
         self.session.add(
             CrawlOutcome(
                 link_id=link.id,

@@ -4,10 +4,11 @@ Closed, indexed WARC files are copied into the store named by ``LINKARCHIVE_WARC
 (``s3://bucket/prefix`` or a folder; unset: no store), each with its CDXJ index and
 timestamp token when it has them. A copy is verified (size and SHA-256) before the catalog
 records it, and stores never overwrite, so pushing again, or from a retried task, is
-harmless. Local files are kept: readers use them when present and read a record from the
-store by byte range when they are not (:func:`read_from_store`), e.g. on a machine that
-has the catalog but not the files, or fetch the whole file once into ``cache/warcs/``
-(:func:`cached_copy`) for readers that scan files (evidence and WACZ exports).
+harmless. Local files are kept (a worker's are moved: :func:`move_into_store`): readers
+use them when present and read a record from the store by byte range when they are not
+(:func:`read_from_store`), e.g. on a machine that has the catalog but not the files, or
+fetch the whole file once into ``cache/warcs/`` (:func:`cached_copy`) for readers that
+scan files (evidence and WACZ exports).
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import StoredRecord
+from archive.cdxj import write_cdxj
 from archive.store import StoredFile, StoreError, WarcStorage, open_storage, read_stored_record
+from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, WarcFile
 from pipeline.config import Paths
+from pipeline.indexer import index_files
 
 
 def configured_storage() -> WarcStorage | None:
@@ -58,25 +62,28 @@ class PushResult:
     problems: list[str] = field(default_factory=list)
 
 
-def push_files(session: Session, where: Paths, storage: WarcStorage) -> PushResult:
-    """Copy every indexed WARC file not yet in ``storage`` into it (with its CDXJ and
-    timestamp token), and record each verified copy in the catalog."""
+def push_files(
+    session: Session, where: Paths, storage: WarcStorage, *, anywhere: bool = False
+) -> PushResult:
+    """Copy every WARC file of this data home that the catalog has indexed but not stored
+    into ``storage`` (with its CDXJ and timestamp token), and record each verified copy
+    in the catalog; ``anywhere``: also files indexed where they lie (``warc import``).
+    A shared catalog lists other machines' files too: those are left to their machines."""
     result = PushResult()
-    pending = session.scalars(
-        select(WarcFile).where(WarcFile.store_uri.is_(None)).order_by(WarcFile.id)
-    )
+    unstored = select(WarcFile).where(WarcFile.store_uri.is_(None)).order_by(WarcFile.id)
+    if not anywhere:
+        unstored = unstored.where(WarcFile.path.startswith(str(where.home.resolve())))
+    pending = list(session.scalars(unstored))
     for warc in pending:
         local = Path(warc.path)
         if not local.is_file():
             result.problems.append(f"{warc.name}: not in the data home ({local}); not stored")
             continue
+        extras = [where.indexes / f"{warc.name}.cdxj", local.with_name(local.name + ".tsr")]
+        extras = [extra for extra in extras if extra.is_file()]
         try:
-            for extra in (
-                where.indexes / f"{warc.name}.cdxj",
-                local.with_name(local.name + ".tsr"),
-            ):
-                if extra.is_file():
-                    storage.put(extra)
+            for extra in extras:
+                storage.put(extra)
             stored = storage.put(local, warc.name)
         except StoreError as exc:  # unreachable or refused: the local file stays, try later
             result.problems.append(f"{warc.name}: {exc}")
@@ -84,6 +91,41 @@ def push_files(session: Session, where: Paths, storage: WarcStorage) -> PushResu
         _mark_stored(warc, stored)
         session.flush()
         result.stored.append(warc.name)
+    return result
+
+
+def move_into_store(where: Paths, storage: WarcStorage, database_url: str) -> PushResult:
+    """A worker's pass over its closed, unindexed WARC files: each is stored first (with
+    its CDXJ and timestamp token, verified), then indexed into the shared catalog with
+    its stored copy recorded in the same transaction, then deleted here.
+
+    Killed at any point, nothing the catalog lists is lost with the machine: a file it
+    indexes is already in the store. A store that does not answer leaves the file here
+    for the next pass.
+    """
+    result = PushResult()
+    with session_scope(database_url) as session:
+        known = set(session.scalars(select(WarcFile.name)))
+    for path in sorted(where.warcs.glob("*.warc.gz")):
+        if path.name in known:
+            continue
+        token = path.with_name(path.name + ".tsr")
+        try:
+            cdxj = write_cdxj(path, where.indexes)
+            extras = [extra for extra in (cdxj, token) if extra.is_file()]
+            for extra in extras:
+                storage.put(extra)
+            stored = storage.put(path)
+        except StoreError as exc:
+            result.problems.append(f"{path.name}: {exc}")
+            continue
+        with session_scope(database_url) as session:
+            index_files(session, [path])
+            warc = session.scalars(select(WarcFile).where(WarcFile.name == path.name)).one()
+            _mark_stored(warc, stored)
+        result.stored.append(path.name)
+        for done in (path, *extras):
+            done.unlink(missing_ok=True)
     return result
 
 

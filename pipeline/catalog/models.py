@@ -119,6 +119,32 @@ class CrawlRun(Base):
     bytes_deduplicated: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class CrawlUnit(Base):
+    """One crawl unit of a run: whole hosts, crawled by one process on some machine.
+
+    The unit's links live here, not in files of the planning machine, so a worker on
+    another machine can run it; ``owner`` (the flow run that last claimed it) fences out
+    an attempt declared dead, and ``heartbeat_at`` is how it is found dead.
+    """
+
+    __tablename__ = "crawl_units"
+    __table_args__ = (UniqueConstraint("run_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_runs.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    link_ids: Mapped[list] = mapped_column(JSON, default=list)
+    shards: Mapped[list] = mapped_column(JSON, default=list)  # host shards (politeness)
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    result: Mapped[dict | None] = mapped_column(JSON)
+
+
 class WarcFile(Base):
     """A closed WARC file that has been indexed into the catalog."""
 

@@ -1,12 +1,15 @@
-"""Crawl runs: opened before the first crawl unit, closed with totals after the last."""
+"""Crawl runs and their units: a run is opened with its planned units, each unit claimed
+by one attempt at a time (fenced by owner and heartbeat), the run closed with totals."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.catalog.importer import utcnow
-from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link
+from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, CrawlUnit, Link
+from pipeline.catalog.queries import link_context
+from pipeline.units import host_of, shard_of
 
 
 def start_run(
@@ -86,3 +89,85 @@ def finish_run(session: Session, run_id: int, units_failed: int = 0) -> CrawlRun
     run.status = "partial" if units_failed else "finished"
     session.flush()
     return run
+
+
+def add_units(session: Session, run_id: int, units: list[list[dict]]) -> list[CrawlUnit]:
+    """Record a run's planned units (numbered from 1): their links and host shards."""
+    rows = [
+        CrawlUnit(
+            run_id=run_id,
+            number=number,
+            link_ids=[link["link_id"] for link in unit],
+            shards=sorted({shard_of(host_of(link["url"])) for link in unit}),
+            status="queued",
+            attempts=0,
+        )
+        for number, unit in enumerate(units, start=1)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def unit_of(session: Session, run_id: int, number: int) -> CrawlUnit:
+    """The unit ``number`` of run ``run_id``."""
+    return session.execute(
+        select(CrawlUnit).where(CrawlUnit.run_id == run_id, CrawlUnit.number == number)
+    ).scalar_one()
+
+
+def units_of(session: Session, run_id: int) -> list[CrawlUnit]:
+    """A run's units in number order."""
+    return list(
+        session.scalars(
+            select(CrawlUnit).where(CrawlUnit.run_id == run_id).order_by(CrawlUnit.number)
+        )
+    )
+
+
+def unit_links(session: Session, unit: CrawlUnit, *, unreached: bool = False) -> list[dict]:
+    """The links of ``unit`` as crawl jobs need them; only those without an outcome in the
+    run yet with ``unreached``."""
+    wanted = set(unit.link_ids)
+    if unreached:
+        wanted -= reached_links(session, unit.run_id)
+    links = session.scalars(select(Link).where(Link.id.in_(sorted(wanted)))).all()
+    order = {link_id: i for i, link_id in enumerate(unit.link_ids)}
+    return [link_context(link) for link in sorted(links, key=lambda k: order[k.id])]
+
+
+class UnitTaken(RuntimeError):
+    """Another attempt owns this unit now: this one was declared dead and must stop."""
+
+
+def claim_unit(session: Session, unit: CrawlUnit, owner: str, worker: str) -> None:
+    """Make ``owner`` (a flow run id) the unit's attempt: every later heartbeat and commit
+    of an earlier owner is refused (:class:`UnitTaken`)."""
+    now = utcnow()
+    unit.owner, unit.worker, unit.status = owner, worker, "running"
+    unit.attempts += 1
+    unit.started_at = unit.heartbeat_at = now
+    session.flush()
+
+
+def beat(session: Session, unit_id: int, owner: str) -> None:
+    """Renew ``owner``'s hold on a unit; :class:`UnitTaken` if it has been taken over.
+    One UPDATE: on PostgreSQL it also orders this commit after a concurrent takeover."""
+    done = session.execute(
+        update(CrawlUnit)
+        .where(CrawlUnit.id == unit_id, CrawlUnit.owner == owner, CrawlUnit.status == "running")
+        .values(heartbeat_at=utcnow())
+    )
+    if done.rowcount != 1:
+        raise UnitTaken(f"unit {unit_id} is no longer held by {owner}")
+
+
+def finish_unit(
+    session: Session, unit_id: int, owner: str | None, status: str, result: dict | None = None
+) -> None:
+    """Close a unit (done or failed) with its result; fenced by ``owner`` when given."""
+    if owner is not None:
+        beat(session, unit_id, owner)
+    unit = session.get_one(CrawlUnit, unit_id)
+    unit.status, unit.result, unit.finished_at = status, result, utcnow()
+    session.flush()
