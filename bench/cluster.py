@@ -2,7 +2,7 @@
 
 Real parts, all on 127.0.0.1 and in temporary folders: PostgreSQL (Debian's binaries:
 one database for the shared catalog, one for Prefect), ``prefect server start`` on
-PostgreSQL, an S3 store (SeaweedFS's ``weed`` if installed, else moto's server) and
+PostgreSQL, an S3 store (SeaweedFS's ``weed mini`` if installed, else moto's server) and
 ``linkarchive worker`` processes, each with a data home of its own. Every process runs in
 a session of its own, so a worker can be killed with everything it started.
 """
@@ -21,9 +21,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from bench.seaweed import weed_binary, weed_s3
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -89,6 +92,7 @@ class Cluster:
         self._procs: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self._pg_stop: list[str] = []
+        self._stack = ExitStack()  # the S3 server, when SeaweedFS's
 
     # --- services -------------------------------------------------------------------------
 
@@ -185,20 +189,15 @@ class Cluster:
     def _s3(self) -> str:
         import boto3
 
-        weed = shutil.which("weed") or (str(BIN / "weed") if (BIN / "weed").exists() else None)
-        port = free_port()
-        if weed and os.environ.get("LINKARCHIVE_CLUSTER_S3") != "moto":
-            folder = self.root / "weed"
-            folder.mkdir()
-            command = [weed, "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                       f"-master.port={free_port()}", f"-volume.port={free_port()}",
-                       f"-filer.port={free_port()}", "-s3", f"-s3.port={port}",
-                       "-master.volumeSizeLimitMB=64"]  # fmt: skip
+        if weed_binary() and os.environ.get("LINKARCHIVE_CLUSTER_S3") != "moto":
+            endpoint = self._stack.enter_context(weed_s3(self.root / "weed"))
         else:
-            command = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-        proc = self._start("s3", command, {**os.environ})
-        endpoint = f"http://127.0.0.1:{port}"
-        _wait_for(endpoint, proc, self.root / "s3.log", 90)
+            port = free_port()
+            proc = self._start(
+                "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], {**os.environ}
+            )
+            endpoint = f"http://127.0.0.1:{port}"
+            _wait_for(endpoint, proc, self.root / "s3.log", 90)
         client = boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -207,7 +206,7 @@ class Cluster:
             region_name="us-east-1",
         )
         deadline = time.monotonic() + 60
-        while True:  # weed answers before its volume servers are ready
+        while True:  # the gateway may answer before its volume servers are ready
             try:
                 client.create_bucket(Bucket=BUCKET)
                 break
@@ -294,6 +293,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 kill_tree(proc.pid)
                 proc.wait()
+        self._stack.close()
         if self._pg_stop:
             subprocess.run(self._pg_stop, capture_output=True, check=False)
         if not os.environ.get("LINKARCHIVE_KEEP_CLUSTER"):
@@ -301,5 +301,5 @@ class Cluster:
 
     def describe(self) -> dict[str, Any]:
         """What the cluster runs on (for a bench's report)."""
-        return {"store": "SeaweedFS" if shutil.which("weed") or (BIN / "weed").exists()
-                else "moto", "root": str(self.root)}  # fmt: skip
+        weed = weed_binary() and os.environ.get("LINKARCHIVE_CLUSTER_S3") != "moto"
+        return {"store": "SeaweedFS (weed mini)" if weed else "moto", "root": str(self.root)}

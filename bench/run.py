@@ -335,6 +335,17 @@ NOT_RUN = "_Not run in this invocation (see `--only`); run `make bench` for figu
 PROFILE = (Path(__file__).resolve().parent / "profile.md").read_text(encoding="utf-8")
 
 
+def splice(document: str, section: str) -> str:
+    """``document`` with its ``## `` section of ``section``'s heading replaced (appended
+    if it has none)."""
+    heading = section.split("\n", 1)[0]
+    start = document.find(heading + "\n")
+    if start < 0:
+        return document.rstrip("\n") + "\n\n" + section
+    end = document.find("\n## ", start + len(heading))
+    return document[:start] + section.rstrip("\n") + "\n" + (document[end:] if end >= 0 else "")
+
+
 def table(header: list[str], rows: list[list[str]] | None) -> str:
     if rows is None:
         return NOT_RUN
@@ -347,8 +358,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--only",
-        choices=["crawl", "others"],
-        help="crawl: only the crawl-engine section; others: all but it",
+        choices=["crawl", "workers", "others"],
+        help="crawl: only the crawl-engine section; workers: only the workers section "
+        "(the rest of docs/PERFORMANCE.md kept); others: all but crawl",
     )
     parser.add_argument(
         "--quick",
@@ -370,6 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from pipeline.replica import ReplicaWorld
 
+    if args.only == "workers":
+        from bench.workersbench import workers_section
+
+        print("workers...", file=sys.stderr)
+        OUT.write_text(splice(OUT.read_text(encoding="utf-8"), workers_section(args.quick)))
+        print(f"wrote {OUT}", file=sys.stderr)
+        return 0
     warc = extract = crawl = search = browser = None
     if args.only != "crawl":
         print("WARC writer/reader...", file=sys.stderr)
@@ -383,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
             browser = bench_browser(world)
         print("search...", file=sys.stderr)
         search = bench_search()
+    workers = "## Workers\n\n" + NOT_RUN + "\n"
+    if args.only != "crawl":
+        from bench.workersbench import workers_section
+
+        print("workers...", file=sys.stderr)
+        workers = workers_section(args.quick)
     engine = "## Crawl engine: `linkarchive crawl` beside wget and bare Scrapy\n\n" + NOT_RUN + "\n"
     if args.only != "others":
         from bench.crawlbench import config, crawl_section
@@ -458,6 +483,8 @@ Over a synthetic catalog of 20,000 links, each page 300 words drawn from 2,000:
 {table(["query", "results", "ms"], search)}
 
 {engine}
+
+{workers}
 
 {PROFILE}"""
     OUT.write_text(text, encoding="utf-8")

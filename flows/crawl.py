@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -61,6 +62,7 @@ PROCESSES = int(os.environ.get("LINKARCHIVE_CRAWL_PROCESSES", os.cpu_count() or 
 # Units of a run on a work pool: enough for every worker's processes, and to rebalance
 # when workers join; each costs a process start and a few seconds of scheduling.
 CLUSTER_UNITS = int(os.environ.get("LINKARCHIVE_CLUSTER_UNITS", 16))
+CLUSTER_UNIT_LINKS = 10  # fewer units than that many links each: not worth their start-up
 # A unit whose process reports no progress for this long is stuck: it is killed and retried.
 STALL_SECONDS = float(os.environ.get("LINKARCHIVE_UNIT_STALL_SECONDS", 600))
 INDEX_INTERVAL = 1.0  # seconds between indexing passes while units run
@@ -108,8 +110,12 @@ def open_run(
     with session_scope(paths(home).database_url) as session:
         links = [link_context(link) for link in select_links(session, Selection(**chosen))]
         run = start_run(session, selection, len(links), flow_run_id=flow_run.id)
-        # Units that hold their host shards across machines must not share one.
-        key = shard_key if selection.get("cluster") else host_of
+        key = host_of
+        if selection.get("cluster"):
+            # Units that hold their host shards across machines must not share one; each
+            # costs a process start and scheduling, so a small crawl gets few.
+            key = shard_key
+            processes = max(1, min(processes, math.ceil(len(links) / CLUSTER_UNIT_LINKS)))
         units = plan_units(links, processes=processes, unit_size=unit_size, key=key)
         add_units(session, run.id, units)
         run_id = run.id
@@ -136,7 +142,11 @@ def index_pass(home: str, move: bool = False) -> dict[str, Any]:
             moved = move_into_store(where, storage, where.database_url)
             for problem in moved.problems:
                 _logger().warning("WARC store: %s (kept here; tried again)", problem)
-            return {"files": len(moved.stored), "captures": 0, "outcomes": 0}
+            return {
+                "files": len(moved.stored),
+                "store_seconds": moved.store_seconds,
+                "index_seconds": moved.index_seconds,
+            }
         with session_scope(where.database_url) as session:
             indexed = index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
         store_pass(home)
@@ -415,7 +425,7 @@ def classify_checks(run_id: int, home: str) -> dict[str, list[int]]:
     """Judge each checked link against its last good capture; returns link ids by status."""
     where = paths(home)
     with session_scope(where.database_url) as session:
-        return classify_run(session, run_id, where.warcs)
+        return classify_run(session, run_id, where)
 
 
 @flow(name="linkarchive-check")

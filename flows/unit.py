@@ -80,8 +80,9 @@ def unit_flow(
             links = unit_links(session, unit, unreached=True)
         logger.info("unit %d of run %d: %d links on %s", number, run_id, len(links), worker_name())
         stop, finished = threading.Event(), threading.Event()
+        moved = {"files": 0, "store_seconds": 0.0, "index_seconds": 0.0}
         keeper = threading.Thread(
-            target=_keep, args=(unit_id, owner, home, stop, finished, logger), daemon=True
+            target=_keep, args=(unit_id, owner, home, stop, finished, logger, moved), daemon=True
         )
         keeper.start()
         try:
@@ -91,7 +92,8 @@ def unit_flow(
         finally:
             finished.set()
             keeper.join()
-        index_pass(home, move=True)
+        _add(moved, index_pass(home, move=True))
+        result = {**result, "moved": moved}
         with session_scope(database) as session:
             finish_unit(session, unit_id, owner, "done", result)
     return result
@@ -104,6 +106,7 @@ def _keep(
     stop: threading.Event,
     finished: threading.Event,
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    moved: dict[str, Any],
 ) -> None:
     """While the crawl process runs: heartbeat, index and store; ``stop`` the crawl if
     another attempt has taken the unit over (this one was declared dead)."""
@@ -112,10 +115,15 @@ def _keep(
         try:
             with session_scope(database) as session:
                 beat(session, unit_id, owner)
-            index_pass(home, move=True)
+            _add(moved, index_pass(home, move=True))
         except UnitTaken as exc:
             logger.error("%s: stopping this attempt", exc)
             stop.set()
             return
         except Exception as exc:  # a failed pass is tried again on the next beat
             logger.warning("unit %d: heartbeat pass failed: %s", unit_id, exc)
+
+
+def _add(totals: dict[str, Any], figures: dict[str, Any]) -> None:
+    for key in totals:
+        totals[key] += figures.get(key, 0)

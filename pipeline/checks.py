@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import asdict
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import decoded_payload, read_record
-from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link, LinkCheck, WarcFile
-from pipeline.catalog.queries import payload_capture
+from archive import decoded_payload
+from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link, LinkCheck
+from pipeline.config import Paths
 from pipeline.linkcheck import DeathRule, Snapshot, classify, confirmed_dead, snapshot
+from pipeline.retrieval import RetrievalError, read_stored
 
 FAILED = ("dead", "soft404")
 
@@ -32,13 +32,11 @@ def death_rule() -> DeathRule:
     )
 
 
-def _body(session: Session, capture: Capture, warcs: Path) -> bytes | None:
-    holder = payload_capture(session, capture)
-    stored = session.scalar(select(WarcFile.path).where(WarcFile.name == holder.warc_file))
-    path = Path(stored) if stored else warcs / holder.warc_file
+def _body(session: Session, capture: Capture, where: Paths) -> bytes | None:
+    """A capture's payload, from this machine's file or the WARC store; None if unreadable."""
     try:
-        return decoded_payload(read_record(path, holder.warc_offset))
-    except (OSError, ValueError):
+        return decoded_payload(read_stored(session, where, capture)[1])
+    except (RetrievalError, OSError, ValueError):
         return None
 
 
@@ -56,7 +54,7 @@ def _last_good(session: Session, link: Link, before_run: int) -> Capture | None:
     )
 
 
-def classify_run(session: Session, run_id: int, warcs: Path) -> dict[str, list[int]]:
+def classify_run(session: Session, run_id: int, where: Paths) -> dict[str, list[int]]:
     """Classify every link checked in ``run_id``; returns link ids by status."""
     rule = death_rule()
     run = session.get_one(CrawlRun, run_id)
@@ -69,13 +67,13 @@ def classify_run(session: Session, run_id: int, warcs: Path) -> dict[str, list[i
         capture = session.get(Capture, outcome.capture_id) if outcome.capture_id else None
         last = _last_good(session, link, run_id)
         previous: Snapshot | None = None
-        if last is not None and (old := _body(session, last, warcs)) is not None:
+        if last is not None and (old := _body(session, last, where)) is not None:
             previous = snapshot(old, last.url, last.content_type)
         status, change = classify(
             original_url=link.url,
             status=outcome.http_status,
             final_url=outcome.final_url,
-            body=_body(session, capture, warcs) if capture else None,
+            body=_body(session, capture, where) if capture else None,
             content_type=capture.content_type if capture else None,
             error=outcome.error if outcome.http_status is None else None,
             last=previous,

@@ -500,6 +500,48 @@ def worker(ctx: click.Context, pool: str, name: str | None, limit: int | None) -
     os.execve(command[0], command, env)
 
 
+@cli.command("workers")
+@click.option("--pool", default=lambda: os.environ.get("LINKARCHIVE_WORK_POOL") or "linkarchive",
+              show_default="$LINKARCHIVE_WORK_POOL or linkarchive")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def workers_command(ctx: click.Context, pool: str, fmt: str) -> None:
+    """The workers of POOL (from the Prefect server) and the units of open crawl runs."""
+    from flows.deployments import require_server, workers
+    from pipeline.catalog.runs import active_units
+
+    require_server()
+    with session_scope(_home(ctx).database_url) as session:
+        units = active_units(session)
+    found = workers(pool)
+    if fmt == "json":
+        click.echo(json.dumps({"pool": pool, "workers": found, "units": units}, indent=2))
+        return
+    _workers_tables(pool, found, units)
+
+
+def _workers_tables(pool: str, found: list[dict[str, Any]], units: list[dict[str, Any]]) -> None:
+    if found:
+        cells = [[w["name"], w["status"], (w["last_heartbeat"] or "—")[:19]] for w in found]
+        console.print(_table(["Worker", "Status", "Last heartbeat (UTC)"], cells,
+                             title=f"Workers of pool {pool}"))  # fmt: skip
+    else:
+        say(f"No worker has polled pool {pool!r}: start one with `linkarchive worker`.")
+    _units_table(units)
+
+
+def _units_table(units: list[dict[str, Any]]) -> None:
+    if not units:
+        return
+    cells = [
+        [str(u["run_id"]), str(u["unit"]), u["status"], u["worker"] or "—", str(u["links"]),
+         str(u["attempts"]), (u["heartbeat"] or "—")[:19]]
+        for u in units
+    ]  # fmt: skip
+    headers = ["Run", "Unit", "Status", "Worker", "Links", "Attempts", "Heartbeat (UTC)"]
+    console.print(_table(headers, cells, title="Crawl units of open runs", numeric=range(0, 2)))
+
+
 @schedule.command("serve")
 def schedule_serve() -> None:
     """Run the scheduled crawls and checks until Ctrl-C (they show in the Prefect UI)."""
@@ -625,13 +667,23 @@ def cite(ctx: click.Context, capture_id: int, style: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.pass_context
 def status(ctx: click.Context, fmt: str) -> None:
-    """Per country and city: links, archived, dead, errors and last capture."""
+    """Per country and city: links, archived, dead, errors and last capture; then the units
+    of open crawl runs and, in a cluster (LINKARCHIVE_WORK_POOL), its workers."""
     from pipeline.catalog.queries import status_summary
+    from pipeline.catalog.runs import active_units
 
     with session_scope(_home(ctx).database_url) as session:
         rows = status_summary(session)
+        units = active_units(session)
     if fmt == "table":
         _status_table(rows)
+        pool = os.environ.get("LINKARCHIVE_WORK_POOL")
+        if pool and os.environ.get("PREFECT_API_URL"):
+            from flows.deployments import workers
+
+            _workers_tables(pool, workers(pool), units)
+        else:
+            _units_table(units)
     else:
         _emit(rows, fmt, list(rows[0]) if rows else [])
 
@@ -1050,9 +1102,9 @@ def replay(ctx: click.Context, port: int) -> None:
             "pywb is not installed: pip install -e '.[replay]' (or set LINKARCHIVE_WAYBACK)"
         )
     where = _home(ctx)
-    root = prepare(where)
     base = f"http://127.0.0.1:{port}"
     with session_scope(where.database_url) as session:
+        root = prepare(where, session)
         for link, capture in archived_pages(session):
             say(f"{link.id:>5}  {replay_url(base, capture)}")
     say(f"Replaying {where.warcs} at {base}/linkarchive/ (Ctrl-C to stop)")

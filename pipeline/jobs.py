@@ -465,8 +465,14 @@ def list_schedules(where: Paths, timeout: float = SCHEDULE_LIST_TIMEOUT) -> list
 
 
 def _schedule_list(where: Paths, timeout: float) -> list[dict[str, Any]] | str:
-    command = [sys.executable, "-m", "pipeline.cli", "--home", str(where.home)]
-    command += ["schedule", "list", "--format=json"]
+    answer = _cli_json(where, ["schedule", "list", "--format=json"], timeout)
+    return answer if isinstance(answer, list | str) else []
+
+
+def _cli_json(where: Paths, args: list[str], timeout: float) -> Any:
+    """A ``linkarchive`` command's JSON answer (it talks to the Prefect server, which this
+    process does not import), or its one-line problem as a string."""
+    command = [sys.executable, "-m", "pipeline.cli", "--home", str(where.home), *args]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
@@ -475,9 +481,29 @@ def _schedule_list(where: Paths, timeout: float) -> list[dict[str, Any]] | str:
         return f"the Prefect server did not answer within {timeout:.0f} s"
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
-        return lines[-1] if lines else f"schedule list failed ({done.returncode})"
+        return lines[-1] if lines else f"{args[0]} failed ({done.returncode})"
     text = done.stdout.strip()
-    return json.loads(text) if text.startswith("[") else []
+    return json.loads(text) if text[:1] in ("[", "{") else None
+
+
+def cluster_workers(where: Paths, timeout: float = SCHEDULE_LIST_TIMEOUT) -> list[dict[str, Any]]:
+    """The workers of the cluster's pool (``LINKARCHIVE_WORK_POOL``) as ``linkarchive
+    workers`` lists them, kept ``SCHEDULE_CACHE_SECONDS``; [] when crawls run here only.
+    Raises JobError (one line) when the server does not answer."""
+    pool = os.environ.get("LINKARCHIVE_WORK_POOL")
+    if not pool or not os.environ.get("PREFECT_API_URL"):
+        return []
+    key = f"workers:{where.home}"
+    cached = _schedules_cache.get(key)
+    if cached and time.monotonic() - cached[1] < SCHEDULE_CACHE_SECONDS:
+        answer = cached[2]
+    else:
+        answer = _cli_json(where, ["workers", "--pool", pool, "--format=json"], timeout)
+        answer = answer["workers"] if isinstance(answer, dict) else answer
+        _schedules_cache[key] = (key, time.monotonic(), answer)
+    if isinstance(answer, str):
+        raise JobError(answer)
+    return answer or []
 
 
 # --- the supervisor ---------------------------------------------------------------------

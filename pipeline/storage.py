@@ -14,6 +14,7 @@ scan files (evidence and WACZ exports).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -56,10 +57,13 @@ def _mark_stored(warc: WarcFile, stored: StoredFile) -> None:
 
 @dataclass
 class PushResult:
-    """What a push stored, and what it could not."""
+    """What a push stored, and what it could not (and, moving, the seconds spent storing
+    and indexing)."""
 
     stored: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    store_seconds: float = 0.0
+    index_seconds: float = 0.0
 
 
 def push_files(
@@ -110,6 +114,7 @@ def move_into_store(where: Paths, storage: WarcStorage, database_url: str) -> Pu
         if path.name in known:
             continue
         token = path.with_name(path.name + ".tsr")
+        started = time.monotonic()
         try:
             cdxj = write_cdxj(path, where.indexes)
             extras = [extra for extra in (cdxj, token) if extra.is_file()]
@@ -119,10 +124,13 @@ def move_into_store(where: Paths, storage: WarcStorage, database_url: str) -> Pu
         except StoreError as exc:
             result.problems.append(f"{path.name}: {exc}")
             continue
+        result.store_seconds += time.monotonic() - started
+        started = time.monotonic()
         with session_scope(database_url) as session:
             index_files(session, [path])
             warc = session.scalars(select(WarcFile).where(WarcFile.name == path.name)).one()
             _mark_stored(warc, stored)
+        result.index_seconds += time.monotonic() - started
         result.stored.append(path.name)
         for done in (path, *extras):
             done.unlink(missing_ok=True)

@@ -8,17 +8,20 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import replay_server
 from sqlalchemy import func, select
 
 from bench.cluster import Cluster
 from bench.site import Site
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, CrawlUnit, Link, WarcFile
+from pipeline.replay import find_wayback
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
 
@@ -94,6 +97,18 @@ def test_two_workers_share_runs_and_no_host_is_crawled_by_two_at_once(
     is captured once per run, the store holds every WARC file (valid), nothing is left
     on the workers' disks, and no host ever had two requests in flight."""
     first, second = cluster.popen("crawl"), cluster.popen("crawl")
+    seen: dict[str, Any] = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        listed = cluster.linkarchive("workers", "--format", "json")
+        assert listed.returncode == 0, listed.stderr
+        seen = json.loads(listed.stdout)
+        if any(unit["status"] == "running" for unit in seen["units"]):
+            break
+        time.sleep(1)
+    assert {w["name"] for w in seen["workers"]} == {"w1", "w2"}
+    assert {u["worker"] for u in seen["units"] if u["status"] == "running"} <= {"w1", "w2"}
+    assert any(u["status"] == "running" for u in seen["units"]), seen
     _finished(first), _finished(second)
 
     with session_scope(_catalog(cluster)) as session:
@@ -154,7 +169,7 @@ def test_readers_take_records_from_the_store(
     cluster: Cluster, site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The archivist's machine has the catalog and the store, no WARC file: search, get,
-    evidence export (verified) and the web app's archived view all work."""
+    evidence export (verified), the web app's archived view and pywb's replay all work."""
     from webkit import client_as, make_app
 
     if not _runs(cluster):
@@ -184,9 +199,22 @@ def test_readers_take_records_from_the_store(
     for name in ("LINKARCHIVE_DATABASE_URL", "LINKARCHIVE_WARC_STORE", "LINKARCHIVE_S3_ENDPOINT",
                  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):  # fmt: skip
         monkeypatch.setenv(name, cluster.env[name])
-    client = client_as(make_app(cluster.home("archivist")), "researcher")
-    shown = client.get(f"/archived/{capture_id}/")
+    app = make_app(cluster.home("archivist"))
+    shown = client_as(app, "researcher").get(f"/archived/{capture_id}/")
     assert shown.status_code == 200 and shown.headers["x-archived-status"] == "200"
+    for name in ("PREFECT_API_URL", "LINKARCHIVE_WORK_POOL"):
+        monkeypatch.setenv(name, cluster.env[name])
+    manage = client_as(app, "archivist").get("/manage")
+    assert manage.status_code == 200
+    assert '<tr class="worker"><td>w1</td>' in manage.text
+    assert '<tr class="worker"><td>w2</td>' in manage.text
+
+    if find_wayback() is None:
+        pytest.skip("pywb is not installed (`make test` installs it)")
+    with replay_server(cluster.home("archivist")) as (port, urls):  # pywb, from verified copies
+        assert len(urls) == PAGES
+        with urllib.request.urlopen(urls[0], timeout=30) as replayed:
+            assert replayed.status == 200 and b"<p>" in replayed.read()
 
 
 def _runs(cluster: Cluster) -> int:

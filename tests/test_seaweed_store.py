@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from seaweed import weed_binary, weed_s3
 
 from archive import RecordFactory, RotatingWarcWriter, iter_records, read_record
 from archive.store import (
@@ -23,6 +22,7 @@ from archive.store import (
     open_storage,
     read_stored_record,
 )
+from bench.seaweed import weed_binary, weed_s3
 
 BUCKET = "warcs"
 

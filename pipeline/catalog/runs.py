@@ -171,3 +171,27 @@ def finish_unit(
     unit = session.get_one(CrawlUnit, unit_id)
     unit.status, unit.result, unit.finished_at = status, result, utcnow()
     session.flush()
+
+
+def active_units(session: Session) -> list[dict]:
+    """The units of every run still open: who runs each, and how far it is."""
+    rows = session.execute(
+        select(CrawlUnit)
+        .join(CrawlRun, CrawlRun.id == CrawlUnit.run_id)
+        .where(CrawlRun.status == "running")
+        .order_by(CrawlUnit.run_id, CrawlUnit.number)
+    ).scalars()
+    return [
+        {
+            "run_id": unit.run_id,
+            "unit": unit.number,
+            "status": unit.status,
+            "worker": unit.worker,
+            "links": len(unit.link_ids),
+            "attempts": unit.attempts,
+            "heartbeat": unit.heartbeat_at.isoformat(timespec="seconds") + "Z"
+            if unit.heartbeat_at
+            else None,
+        }
+        for unit in rows
+    ]

