@@ -40,6 +40,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def parent_of(pid: int) -> int:
+    """The parent process of ``pid`` (from /proc)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (from /proc), children first."""
     children: dict[int, list[int]] = {}

@@ -149,13 +149,17 @@ def deploy_units(pool: str) -> str:
 def workers(pool: str) -> list[dict[str, Any]]:
     """The workers that have polled ``pool``: name, status and last heartbeat (UTC)."""
     from prefect.client.schemas.filters import WorkerFilter
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
     with get_client(sync_client=True) as client:
         try:
             found = client.read_workers_for_work_pool(pool, worker_filter=WorkerFilter())
         except ObjectNotFound:
             return []
+        except PrefectHTTPStatusError as exc:  # no such pool (yet)
+            if exc.response.status_code == 404:
+                return []
+            raise
     return [
         {
             "name": w.name,

@@ -3,13 +3,12 @@
 The crawl flow (``flows.fanout``) submits each unit of a cluster run as a run of this
 flow's deployment on a Prefect process work pool; whichever worker picks it up:
 
-1. holds the unit's host shards (Prefect global concurrency limits with leases, which
+1. claims the unit in the shared catalog (an earlier attempt declared dead is fenced out);
+2. holds the unit's host shards (Prefect global concurrency limits with leases, which
    expire when a killed holder stops renewing them), so no host is crawled by two units
-   anywhere in the cluster at once;
-2. claims the unit in the shared catalog (an earlier attempt declared dead is fenced out)
-   and crawls its links without an outcome yet, in a Scrapy subprocess writing into the
-   worker's own data home;
-3. meanwhile, every few seconds: renews its claim (the heartbeat the crawl flow watches)
+   anywhere in the cluster at once, and crawls the unit's links without an outcome yet,
+   in a Scrapy subprocess writing into the worker's own data home;
+3. from the claim on, every few seconds: renews it (the heartbeat the crawl flow watches)
    and moves closed WARC files into the WARC store, each indexed into the shared catalog
    only once its stored copy is verified (``pipeline.storage.move_into_store``);
 4. marks the unit done. A unit already done returns its result: a unit run twice
@@ -69,33 +68,36 @@ def unit_flow(
         unit = unit_of(session, run_id, number)
         if unit.status == "done":
             return unit.result or {}
+        # Claimed before the hosts are held, and beating while it waits for them: a worker
+        # killed while waiting is noticed like one killed while crawling.
+        claim_unit(session, unit, owner, worker_name())
+        unit_id, attempt = unit.id, unit.attempts
         names = [host_limit_name(shard) for shard in unit.shards]
-    with concurrency(names, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
-        with session_scope(database) as session:
-            unit = unit_of(session, run_id, number)
-            if unit.status == "done":  # finished by another attempt while this one waited
-                return unit.result or {}
-            claim_unit(session, unit, owner, worker_name())
-            unit_id, attempt = unit.id, unit.attempts
-            links = unit_links(session, unit, unreached=True)
-        logger.info("unit %d of run %d: %d links on %s", number, run_id, len(links), worker_name())
-        stop, finished = threading.Event(), threading.Event()
-        moved = {"files": 0, "store_seconds": 0.0, "index_seconds": 0.0}
-        keeper = threading.Thread(
-            target=_keep, args=(unit_id, owner, home, stop, finished, logger, moved), daemon=True
-        )
-        keeper.start()
-        try:
+    stop, finished = threading.Event(), threading.Event()
+    moved = {"files": 0, "store_seconds": 0.0, "index_seconds": 0.0}
+    keeper = threading.Thread(
+        target=_keep, args=(unit_id, owner, home, stop, finished, logger, moved), daemon=True
+    )
+    keeper.start()
+    try:
+        with concurrency(names, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
+            if stop.is_set():
+                raise UnitTaken(f"unit {number} of run {run_id} was taken over while waiting")
+            with session_scope(database) as session:
+                links = unit_links(session, unit_of(session, run_id, number), unreached=True)
+            logger.info(
+                "unit %d of run %d: %d links on %s", number, run_id, len(links), worker_name()
+            )
             result = crawl_attempt(
                 run_id, number, attempt, links, home, timeout, mode, browser, stop=stop
             )
-        finally:
-            finished.set()
-            keeper.join()
-        _add(moved, index_pass(home, move=True))
-        result = {**result, "moved": moved}
-        with session_scope(database) as session:
-            finish_unit(session, unit_id, owner, "done", result)
+    finally:
+        finished.set()
+        keeper.join()
+    _add(moved, index_pass(home, move=True))
+    result = {**result, "moved": moved}
+    with session_scope(database) as session:
+        finish_unit(session, unit_id, owner, "done", result)
     return result
 
 

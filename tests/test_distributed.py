@@ -5,6 +5,7 @@ latency-bound site of four hosts (127.0.0.2-5) into one catalog and one store.""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import pytest
 from conftest import replay_server
 from sqlalchemy import func, select
 
-from bench.cluster import Cluster
+from bench.cluster import Cluster, kill_tree
 from bench.site import Site
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, CrawlUnit, Link, WarcFile
@@ -59,7 +60,20 @@ def cluster(site: Site) -> Iterator[Cluster]:
         assert imported.returncode == 0, imported.stderr
         running.worker("w1")
         running.worker("w2")
+        _wait_for_workers(running, {"w1", "w2"})
         yield running
+
+
+def _wait_for_workers(cluster: Cluster, names: set[str], seconds: float = 120) -> None:
+    """Until every worker in ``names`` has polled the pool (`linkarchive workers`)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        listed = cluster.linkarchive("workers", "--format", "json")
+        assert listed.returncode == 0, listed.stderr
+        if names <= {w["name"] for w in json.loads(listed.stdout)["workers"]}:
+            return
+        assert time.monotonic() < deadline, cluster.log("worker-w1")[-3000:]
+        time.sleep(1)
 
 
 def _catalog(cluster: Cluster) -> str:
@@ -213,7 +227,8 @@ def test_readers_take_records_from_the_store(
         pytest.skip("pywb is not installed (`make test` installs it)")
     with replay_server(cluster.home("archivist")) as (port, urls):  # pywb, from verified copies
         assert len(urls) == PAGES
-        with urllib.request.urlopen(urls[0], timeout=30) as replayed:
+        page_alone = re.sub(r"/linkarchive/(\d+)/", r"/linkarchive/\1mp_/", urls[0], count=1)
+        with urllib.request.urlopen(page_alone, timeout=30) as replayed:
             assert replayed.status == 200 and b"<p>" in replayed.read()
 
 
@@ -300,3 +315,47 @@ def test_a_killed_worker_s_unit_is_finished_by_the_other(cluster: Cluster) -> No
         run = session.get_one(CrawlRun, unit.run_id)
         assert run.status == "finished" and run.links_failed == 0
         _captured_once(session, run.id)
+
+
+def test_a_unit_prefect_marks_crashed_is_submitted_again(cluster: Cluster) -> None:
+    """Kill only a unit's flow-run process (and its crawl process), not its worker: the
+    worker reports the flow run Crashed, which Prefect never retries by itself; the crawl
+    flow submits the unit again and the run finishes whole."""
+    from bench.cluster import descendants, parent_of
+
+    crawl = cluster.popen("crawl")
+    killed = None
+    deadline = time.monotonic() + 300
+    while killed is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        with session_scope(_catalog(cluster)) as session:
+            run_id = session.scalar(select(func.max(CrawlRun.id)))
+            running = session.scalars(
+                select(CrawlUnit).where(CrawlUnit.run_id == run_id, CrawlUnit.status == "running")
+            ).first()
+            if running is None or running.worker not in cluster.workers:
+                continue
+            unit_id, worker = running.id, running.worker
+        flow_runs = [
+            pid for pid in descendants(cluster.workers[worker].pid)
+            if b"spiders.run" in _cmdline(pid)
+        ]  # fmt: skip
+        if flow_runs:  # the crawl process's parent is the flow run's process
+            kill_tree(parent_of(flow_runs[0]))
+            killed = (unit_id, worker)
+    assert killed is not None, "no unit was seen crawling"
+    assert "finished" in _finished(crawl)
+    assert all(proc.poll() is None for proc in cluster.workers.values())  # workers unharmed
+    with session_scope(_catalog(cluster)) as session:
+        unit = session.get_one(CrawlUnit, killed[0])
+        assert unit.status == "done" and unit.attempts >= 2
+        run = session.get_one(CrawlRun, unit.run_id)
+        assert run.status == "finished" and run.links_failed == 0
+        _captured_once(session, run.id)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone meanwhile
+        return b""

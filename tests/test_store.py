@@ -256,6 +256,42 @@ def test_a_store_that_cannot_be_reached_loses_nothing_and_is_tried_again(
     assert stored.sha256 == file_sha256(blocked / "warcs" / local.name) == file_sha256(local)
 
 
+def test_a_worker_stores_each_file_before_the_catalog_lists_it(tmp_path: Path) -> None:
+    """A worker's pass (`move_into_store`): while the store fails, the closed file stays
+    here and the catalog does not list it (no row pointing at a file only this machine
+    has); once the store is back, the file is stored (with its CDXJ), indexed with its
+    stored copy recorded, and only then deleted here."""
+    from sqlalchemy import select
+
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import Capture, WarcFile
+    from pipeline.config import paths
+    from pipeline.storage import move_into_store
+
+    where = paths(tmp_path / "home").ensure()
+    local = _warc(where.warcs)
+    digest = file_sha256(local)
+    blocked = tmp_path / "share"
+    blocked.write_text("not a folder")
+    store = open_storage(blocked / "warcs")
+    moved = move_into_store(where, store, where.database_url)
+    assert moved.stored == [] and len(moved.problems) == 1
+    assert local.is_file() and file_sha256(local) == digest
+    with session_scope(where.database_url) as session:
+        assert session.scalars(select(WarcFile)).all() == []
+    blocked.unlink()  # the share is back
+    moved = move_into_store(where, open_storage(blocked / "warcs"), where.database_url)
+    assert moved.stored == [local.name] and not moved.problems
+    assert not local.exists() and not list(where.indexes.glob("*.cdxj"))  # moved, not copied
+    kept = blocked / "warcs" / local.name
+    assert file_sha256(kept) == digest and (blocked / "warcs" / f"{local.name}.cdxj").is_file()
+    with session_scope(where.database_url) as session:
+        [row] = session.scalars(select(WarcFile)).all()
+        assert row.store_uri == kept.as_uri() and row.sha256 == digest
+        assert session.scalars(select(Capture)).all()  # indexed
+    assert move_into_store(where, open_storage(blocked / "warcs"), where.database_url).stored == []
+
+
 @pytest.mark.e2e
 def test_a_crawl_copies_its_warc_files_into_the_store(
     world: Any, prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

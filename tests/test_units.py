@@ -53,3 +53,27 @@ def test_nothing_to_crawl_and_bad_arguments() -> None:
     assert plan_units([], processes=2) == []
     with pytest.raises(ValueError):
         plan_units([], processes=0)
+
+
+def test_host_shards_are_stable_and_cluster_units_never_share_one() -> None:
+    """Every machine must agree on a host's shard (no per-process hash seed), and units of
+    a cluster run are disjoint in shards, so holding them never blocks a sibling unit."""
+    import subprocess
+    import sys
+
+    from pipeline.units import HOST_SHARDS, shard_key, shard_of
+
+    here = [shard_of(f"h{i}.example") for i in range(50)]
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", "from pipeline.units import shard_of; "
+         "print([shard_of(f'h{i}.example') for i in range(50)])"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert str(here) == elsewhere.strip()
+    assert all(0 <= shard < HOST_SHARDS for shard in here) and len(set(here)) > 30
+    units = plan_units(links({f"h{i}.example": 3 for i in range(300)}), processes=8, key=shard_key)
+    owners: dict[int, int] = {}
+    for number, unit in enumerate(units):
+        for host in hosts(unit):
+            assert owners.setdefault(shard_of(host), number) == number
+    assert len(units) == 8
