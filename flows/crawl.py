@@ -7,6 +7,10 @@ hang costs one unit, which Prefect retries from the links it had not reached. On
 per core crawls (fetching, WARC writing, extraction); meanwhile the flow's own process
 indexes each WARC file as soon as a unit closes it (every few seconds), so captures are
 searchable while the crawl runs. The flow stays thin; all I/O is in small retried tasks.
+
+With a work pool (``pool``, ``LINKARCHIVE_WORK_POOL``) the same units, planned into the
+shared catalog, run on ``linkarchive worker``s on other machines instead
+(``flows.fanout`` sends them, ``flows.unit`` is what a worker runs).
 """
 
 from __future__ import annotations

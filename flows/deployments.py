@@ -25,13 +25,14 @@ class ScheduleError(Exception):
     """A schedule that cannot be made, found or served (one line)."""
 
 
-def require_server() -> str:
-    """The Prefect API URL, or a clear error when only the temporary server would run."""
+def require_server(what: str = "schedules") -> str:
+    """The Prefect API URL, or a clear error when only the temporary server would run
+    (``what`` needs a real one: schedules, workers)."""
     url = PREFECT_API_URL.value()
     if not url:
         raise ScheduleError(
-            "schedules need a real Prefect server: run `prefect server start --host 127.0.0.1`"
-            " and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+            f"{what} need a real Prefect server: run `prefect server start --host 127.0.0.1`"
+            " and set PREFECT_API_URL=http://127.0.0.1:4200/api (docs/DEPLOY.md)"
         )
     return url
 

@@ -162,7 +162,7 @@ def _require_pool_server(pool: str | None) -> None:
     if pool:
         from flows.deployments import require_server
 
-        require_server()
+        require_server("crawls on a work pool")
 
 
 @cli.command()
@@ -473,7 +473,7 @@ def worker(ctx: click.Context, pool: str, name: str | None, limit: int | None) -
     from pipeline.storage import configured_storage
 
     where = _home(ctx)
-    require_server()
+    require_server("workers")
     try:
         storage = configured_storage()
     except StoreError as exc:
@@ -510,7 +510,7 @@ def workers_command(ctx: click.Context, pool: str, fmt: str) -> None:
     from flows.deployments import require_server, workers
     from pipeline.catalog.runs import active_units
 
-    require_server()
+    require_server("workers")
     with session_scope(_home(ctx).database_url) as session:
         units = active_units(session)
     found = workers(pool)

@@ -136,6 +136,17 @@ def test_two_workers_share_runs_and_no_host_is_crawled_by_two_at_once(
             _captured_once(session, run.id)
         workers = set(session.scalars(select(CrawlUnit.worker)))
         assert workers == {"w1", "w2"}
+        # Deduplication through the shared catalog: the run whose unit came second for a
+        # host stored its unchanged pages as revisits, each of an original committed there.
+        revisits = session.scalars(select(Capture).where(Capture.record_type == "revisit")).all()
+        assert revisits
+        for revisit in revisits:
+            original = session.scalars(
+                select(Capture).where(Capture.record_id == revisit.refers_to)
+            ).one()
+            assert original.record_type == "response"
+            assert original.payload_sha256 == revisit.payload_sha256
+            assert original.run_id != revisit.run_id or original.captured_at <= revisit.captured_at
         files = list(session.scalars(select(WarcFile)))
         assert files and all(f.store_uri and f.sha256 for f in files)
 

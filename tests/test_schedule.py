@@ -94,3 +94,21 @@ def test_schedules_need_a_real_server(tmp_path: Path) -> None:
     assert result.stderr.startswith("linkarchive: error: schedules need a real Prefect server")
     bad = run(env, "schedule", "add", "--cron", "0 3 * * *")
     assert bad.returncode == 1 and "--crawl or --check" in bad.stderr
+
+
+def test_workers_and_pool_crawls_need_a_real_server_and_a_store(tmp_path: Path) -> None:
+    """A worker or a crawl on a work pool without a Prefect server, or a worker without a
+    WARC store other machines can read: one line each, exit 1, nothing started."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path)}
+    env.pop("PREFECT_API_URL", None)
+    home = str(tmp_path / "d")
+    for args in (["worker"], ["crawl", "--pool", "linkarchive"], ["workers"]):
+        result = run(env, "--home", home, *args)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("linkarchive: error: "), result.stderr
+        assert "need a real Prefect server" in result.stderr and result.stderr.count("\n") == 1
+    env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"  # never reached: the store is missing
+    env.pop("LINKARCHIVE_WARC_STORE", None)
+    result = run(env, "--home", home, "worker")
+    assert result.returncode == 1
+    assert "a worker needs a WARC store" in result.stderr and result.stderr.count("\n") == 1
