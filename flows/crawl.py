@@ -63,9 +63,9 @@ from pipeline.units import host_of, plan_units, shard_key
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Crawl processes at a time: one per core by default.
 PROCESSES = int(os.environ.get("LINKARCHIVE_CRAWL_PROCESSES", os.cpu_count() or 2))
-# Units of a run on a work pool: enough for every worker's processes, and to rebalance
-# when workers join; each costs a process start and a few seconds of scheduling.
-CLUSTER_UNITS = int(os.environ.get("LINKARCHIVE_CLUSTER_UNITS", 16))
+# Units of a run on a work pool (0: twice the workers online, 2 to 16): enough for every
+# worker, and some for workers that join; each costs a process start and scheduling.
+CLUSTER_UNITS = int(os.environ.get("LINKARCHIVE_CLUSTER_UNITS", 0))
 CLUSTER_UNIT_LINKS = 10  # fewer units than that many links each: not worth their start-up
 # A unit whose process reports no progress for this long is stuck: it is killed and retried.
 STALL_SECONDS = float(os.environ.get("LINKARCHIVE_UNIT_STALL_SECONDS", 600))
@@ -125,6 +125,15 @@ def open_run(
         run_id = run.id
     run_folder(paths(home).ensure().jobs, run_id).mkdir(parents=True, exist_ok=True)
     return run_id, [len(unit) for unit in units]
+
+
+@task(retries=2, retry_delay_seconds=3)
+def cluster_units(pool: str) -> int:
+    """How many units a run on ``pool`` gets: twice the workers online, 2 to 16."""
+    from flows.deployments import workers
+
+    online = sum(1 for worker in workers(pool) if worker["status"] == "ONLINE")
+    return max(2, min(16, 2 * online))
 
 
 @task(retries=2, retry_delay_seconds=1)
@@ -398,7 +407,10 @@ def crawl_flow(
         from flows.fanout import run_units_on_pool
 
         run_id, _ = open_run(
-            {**selection.as_dict(), "mode": mode, "cluster": pool}, unit_size, home, CLUSTER_UNITS
+            {**selection.as_dict(), "mode": mode, "cluster": pool},
+            unit_size,
+            home,
+            CLUSTER_UNITS or cluster_units(pool),
         )
         failed = run_units_on_pool(run_id, pool, home, mode, browser, unit_timeout)
         index_new_warcs(home)  # this machine's own files (the seed import's), into the store
