@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import signal
@@ -245,6 +246,21 @@ class Cluster:
         )
         self.workers[name] = proc
         return proc
+
+    def wait_for_workers(self, names: set[str], seconds: float = 120) -> None:
+        """Until every worker in ``names`` is online (has polled the pool)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            listed = self.linkarchive("workers", "--format", "json")
+            if listed.returncode != 0:
+                raise RuntimeError(listed.stderr)
+            online = {w["name"] for w in json.loads(listed.stdout)["workers"]
+                      if w["status"] == "ONLINE"}  # fmt: skip
+            if names <= online:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers {sorted(names - online)} did not come online")
+            time.sleep(1)
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL a worker and every process it started (a machine lost)."""

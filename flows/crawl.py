@@ -63,8 +63,9 @@ from pipeline.units import host_of, plan_units, shard_key
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Crawl processes at a time: one per core by default.
 PROCESSES = int(os.environ.get("LINKARCHIVE_CRAWL_PROCESSES", os.cpu_count() or 2))
-# Units of a run on a work pool (0: twice the workers online, 2 to 16): enough for every
-# worker, and some for workers that join; each costs a process start and scheduling.
+# Units of a run on a work pool (0: one per worker online, at most 16): each costs a
+# process start and a few seconds of scheduling, so a round of units as wide as the
+# cluster is fastest; more (set this) balance long crawls and leave work for late joiners.
 CLUSTER_UNITS = int(os.environ.get("LINKARCHIVE_CLUSTER_UNITS", 0))
 CLUSTER_UNIT_LINKS = 10  # fewer units than that many links each: not worth their start-up
 # A unit whose process reports no progress for this long is stuck: it is killed and retried.
@@ -129,11 +130,11 @@ def open_run(
 
 @task(retries=2, retry_delay_seconds=3)
 def cluster_units(pool: str) -> int:
-    """How many units a run on ``pool`` gets: twice the workers online, 2 to 16."""
+    """How many units a run on ``pool`` gets: one per worker online, 1 to 16."""
     from flows.deployments import workers
 
     online = sum(1 for worker in workers(pool) if worker["status"] == "ONLINE")
-    return max(2, min(16, 2 * online))
+    return max(1, min(16, online))
 
 
 @task(retries=2, retry_delay_seconds=1)

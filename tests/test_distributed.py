@@ -60,20 +60,8 @@ def cluster(site: Site) -> Iterator[Cluster]:
         assert imported.returncode == 0, imported.stderr
         running.worker("w1")
         running.worker("w2")
-        _wait_for_workers(running, {"w1", "w2"})
+        running.wait_for_workers({"w1", "w2"})
         yield running
-
-
-def _wait_for_workers(cluster: Cluster, names: set[str], seconds: float = 120) -> None:
-    """Until every worker in ``names`` has polled the pool (`linkarchive workers`)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        listed = cluster.linkarchive("workers", "--format", "json")
-        assert listed.returncode == 0, listed.stderr
-        if names <= {w["name"] for w in json.loads(listed.stdout)["workers"]}:
-            return
-        assert time.monotonic() < deadline, cluster.log("worker-w1")[-3000:]
-        time.sleep(1)
 
 
 def _catalog(cluster: Cluster) -> str:
