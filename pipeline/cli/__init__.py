@@ -1,0 +1,92 @@
+"""The ``linkarchive`` command line: one module per command group (see ``base`` for what
+they share).
+
+Every failure the user can cause (a bad source, an unknown city, a bad date) ends in one
+readable line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from pipeline.catalog import CatalogError
+
+# Each module registers its command group on ``cli`` when imported.
+from pipeline.cli import admin, cluster, crawling, research, schedules, seeds, warcs  # noqa: F401
+from pipeline.cli.base import UserError, cli
+from pipeline.seeds import SeedError
+from pipeline.users import UsersError
+
+__all__ = ["UserError", "cli", "main"]
+
+# --- entry point ------------------------------------------------------------------------
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    UserError,
+    SeedError,
+    CatalogError,
+    OSError,
+    UsersError,
+)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from archive.signing import SigningError
+    from archive.timestamp import TimestampError
+    from flows.deployments import ScheduleError
+    from pipeline.catalog.queries import QueryError
+    from pipeline.custody import CustodyError
+    from pipeline.evidence import EvidenceError
+    from pipeline.retrieval import RetrievalError
+
+    return (
+        ScheduleError,
+        *EXPECTED_ERRORS,
+        QueryError,
+        EvidenceError,
+        RetrievalError,
+        SigningError,
+        TimestampError,
+        CustodyError,
+    )
+
+
+def _fail(message: str, code: int) -> int:
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    Console(stderr=True).print(
+        f"linkarchive: error: {first_line}", highlight=False, soft_wrap=True, markup=False
+    )
+    return code
+
+
+def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> int:
+    """Run the CLI; expected failures become one line on stderr and a non-zero exit."""
+    try:
+        code = run(args=argv, prog_name="linkarchive", standalone_mode=False)
+        if isinstance(code, int):  # a command that ended with click's Exit(code)
+            return code
+    except click.UsageError as exc:
+        hint = f" (try `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        return _fail(f"{exc.format_message()}{hint}", 2)
+    except click.ClickException as exc:
+        return _fail(exc.format_message(), exc.exit_code or 1)
+    except click.exceptions.Abort:
+        return _fail("aborted", 130)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return _fail("interrupted; everything already archived is kept", 130)
+    except Exception as exc:  # noqa: BLE001
+        if isinstance(exc, _expected_errors()):
+            return _fail(str(exc) or type(exc).__name__, 1)
+        if os.environ.get("LINKARCHIVE_DEBUG"):
+            raise
+        return _fail(
+            f"unexpected {type(exc).__name__}: {exc} (LINKARCHIVE_DEBUG=1 shows details)", 1
+        )
+    return 0

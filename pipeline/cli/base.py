@@ -1,0 +1,124 @@
+"""What every command shares: the ``cli`` group, the console, one-line errors, tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.catalog.models import LINK_STATUSES
+from pipeline.config import Paths, paths
+
+STATUSES = LINK_STATUSES
+
+DEMO_MARKER = ".linkarchive-demo"
+WARC_SUFFIXES = (".warc", ".warc.gz")
+LONG_FIELDS = ("title", "url", "label", "final_url", "description", "author")
+# A terminal's width is respected; piped output is not squeezed into 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def say(text: str) -> None:
+    """Print one plain message line: no markup (it may hold archived text), no wrapping."""
+    console.print(text, soft_wrap=True, markup=False)
+
+
+class UserError(Exception):
+    """A problem with what the user asked for, reported as one line."""
+
+
+def _home(ctx: click.Context) -> Paths:
+    return paths(ctx.obj.get("home")).ensure()
+
+
+def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)", param=param) from None
+
+
+def _prefect_quiet() -> None:
+    """Keep Prefect's console chatter out of the user's way (their settings win), and point
+    Prefect at the local API server reused across calls (``flows/prefect_api.py``)."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    from flows.prefect_api import PrefectServerError, use_local_server
+
+    try:
+        use_local_server()
+    except PrefectServerError as exc:
+        raise UserError(str(exc)) from exc
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    help="Data home (default $LINKARCHIVE_HOME or ./data).",
+)
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """Preserve curated rally reports and photo galleries in WARC files, and catalog them."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+def _table(
+    headers: list[str],
+    cells: list[list[str]],
+    *,
+    title: str | None = None,
+    numeric: Iterable[int] = (),
+    flexible: Iterable[int] = (),
+) -> Table:
+    """A compact table: short columns keep their full width, ``flexible`` ones give way."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    numeric, flexible = set(numeric), set(flexible)
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    fixed = sum(w for i, w in enumerate(widths) if i not in flexible) + 2 * len(headers)
+    share = max(12, (console.width - fixed) // len(flexible)) if flexible else 0
+    for index, header in enumerate(headers):
+        width = min(widths[index], share) if index in flexible else widths[index]
+        table.add_column(
+            header, justify="right" if index in numeric else "left", no_wrap=True, width=width
+        )
+    for row in cells:
+        texts = [Text(cell) for cell in row]  # archived text is data, never markup
+        for index in flexible:
+            texts[index].truncate(share, overflow="ellipsis")
+        table.add_row(*texts)
+    return table
+
+
+def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        headers = [column.replace("_", " ").title() for column in columns]
+        cells = [["" if row.get(c) is None else str(row[c]) for c in columns] for row in rows]
+        flexible = [i for i, c in enumerate(columns) if c in LONG_FIELDS]
+        console.print(_table(headers, cells, flexible=flexible) if rows else "No results.")

@@ -1,0 +1,270 @@
+"""What researchers and lawyers ask: ``search``, ``cite``, ``status``, ``show``, ``get``,
+``report``."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.catalog import session_scope
+from pipeline.citation import STYLES as CITATION_STYLES
+from pipeline.cli.base import (
+    STATUSES,
+    UserError,
+    _emit,
+    _home,
+    _parse_date,
+    _table,
+    cli,
+    console,
+    say,
+)
+from pipeline.cli.cluster import _units_table, _workers_tables
+from pipeline.seeds import LINK_KINDS
+
+
+@cli.command()
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.pass_context
+def report(ctx: click.Context, output: str) -> None:
+    """Write a self-contained HTML report: status per place, health over time, and the
+    surviving copy of every dead or changed link."""
+    from pipeline.report import render_report
+
+    with session_scope(_home(ctx).database_url) as session:
+        page = render_report(session)
+    if output == "-":
+        click.echo(page)
+        return
+    Path(output).write_text(page, encoding="utf-8")
+    say(f"Wrote {output}")
+
+
+@cli.command()
+@click.argument("text", required=False)
+@click.option("--country", help="Name, original spelling or ISO code.")
+@click.option("--city")
+@click.option("--kind", type=click.Choice(LINK_KINDS))
+@click.option("--language", help="Language of the page, e.g. de.")
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--published", metavar="YYYY[-MM]", help="Published in this year or month.")
+@click.option("--captured", metavar="YYYY[-MM]", help="Last captured in this year or month.")
+@click.option("--since", callback=_parse_date, help="Published on or after (YYYY-MM-DD).")
+@click.option("--until", callback=_parse_date, help="Published on or before (YYYY-MM-DD).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table"
+)
+@click.option("--limit", type=click.IntRange(1), help="At most this many results [default: 50].")
+@click.option("--all", "every", is_flag=True, help="Every result (for exports).")
+@click.option("--facets", "show_facets", is_flag=True, help="Also count results per facet.")
+@click.pass_context
+def search(
+    ctx: click.Context,
+    text: str | None,
+    fmt: str,
+    limit: int | None,
+    every: bool,
+    show_facets: bool,
+    since: date | None,
+    until: date | None,
+    **filters: str | None,
+) -> None:
+    """Full-text search of the archived pages, their metadata and places, with filters.
+
+    TEXT: words (all must match), "a phrase", OR, -excluded, prefix*.
+    """
+    from pipeline.catalog.fulltext import SearchQuery, strip_marks
+    from pipeline.catalog.fulltext import search as run_search
+
+    if since and until and since > until:
+        raise UserError(f"--since {since} is after --until {until}")
+    if every and limit:
+        raise UserError("use either --limit or --all")
+    if show_facets and fmt in ("csv", "jsonl"):
+        raise UserError("--facets works with --format table or json")
+    query = SearchQuery(
+        text=text, since=since, until=until, limit=None if every else limit or 50, **filters
+    )
+    with session_scope(_home(ctx).database_url) as session:
+        result = run_search(session, query, facets=show_facets)
+    if fmt == "table":
+        _search_table(result.rows, result.total)
+        if show_facets:
+            for name, counts in result.facets.items():
+                say(f"{name}: " + ", ".join(f"{value} ({count})" for value, count in counts))
+        return
+    rows = [{**row, "snippet": strip_marks(row["snippet"])} for row in result.rows]
+    if fmt == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    elif fmt == "json" and show_facets:
+        facets = {name: [{"value": v, "count": c} for v, c in counts]
+                  for name, counts in result.facets.items()}  # fmt: skip
+        click.echo(
+            json.dumps(
+                {"total": result.total, "facets": facets, "rows": rows},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        _emit(rows, fmt, ["link_id", "country", "city", "kind", "status", "published", "title"])
+
+
+def _search_table(rows: list[dict[str, Any]], total: int) -> None:
+    """Results with their snippets, matches in bold (archived text is data, never markup)."""
+    from pipeline.catalog.fulltext import MARK_END, MARK_START
+
+    if not rows:
+        say("No results.")
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_lines=False)
+    for header in ("Link", "Place", "Kind", "Status", "Published"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("Title and snippet", ratio=1)
+    for row in rows:
+        cell = Text(row["title"] or row["label"] or row["url"], style="bold")
+        if row["snippet"]:
+            cell.append("\n")
+            parts = row["snippet"].replace(MARK_END, MARK_START).split(MARK_START)
+            for index, part in enumerate(parts):
+                cell.append(part, style="bold reverse" if index % 2 else "dim")
+        place = ", ".join(filter(None, [row["country"], row["city"]]))
+        table.add_row(
+            *(Text(str(v or "—")) for v in (row["link_id"], place, row["kind"], row["status"],
+                                            row["published"])),
+            cell,
+        )  # fmt: skip
+    console.print(table)
+    say(f"{len(rows)} of {total} results")
+
+
+@cli.command()
+@click.argument("capture_id", type=int)
+@click.option("--style", type=click.Choice(CITATION_STYLES), default="apa", show_default=True)
+@click.pass_context
+def cite(ctx: click.Context, capture_id: int, style: str) -> None:
+    """A citation of a capture: its page, the archived copy and the WARC record."""
+    from pipeline.citation import citation_facts
+    from pipeline.citation import cite as make_citation
+
+    with session_scope(_home(ctx).database_url) as session:
+        facts = citation_facts(session, capture_id)
+    click.echo(make_citation(facts, style))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def status(ctx: click.Context, fmt: str) -> None:
+    """Per country and city: links, archived, dead, errors and last capture; then the units
+    of open crawl runs and, in a cluster (LINKARCHIVE_WORK_POOL), its workers."""
+    from pipeline.catalog.queries import status_summary
+    from pipeline.catalog.runs import active_units
+
+    with session_scope(_home(ctx).database_url) as session:
+        rows = status_summary(session)
+        units = active_units(session)
+    if fmt == "table":
+        _status_table(rows)
+        pool = os.environ.get("LINKARCHIVE_WORK_POOL")
+        if pool and os.environ.get("PREFECT_API_URL"):
+            from flows.deployments import workers
+
+            _workers_tables(pool, workers(pool), units)
+        else:
+            _units_table(units)
+    else:
+        _emit(rows, fmt, list(rows[0]) if rows else [])
+
+
+def _status_table(rows: list[dict[str, Any]]) -> None:
+    def day(moment: str | None) -> str:
+        return moment[:16].replace("T", " ") if moment else "—"
+
+    counts = ("links", "archived", "changed", "dead", "soft404", "blocked", "error", "pending")
+    cells = [
+        [row["country"], row["city"] or "—", *(str(row[k]) for k in counts),
+         day(row["last_check"]), day(row["last_capture"])]
+        for row in rows
+    ]  # fmt: skip
+    headers = ["Country", "City", "Links", "Arch.", "Chg.", "Dead", "S404", "Blk.", "Err.",
+               "Pend.", "Last check", "Last capture"]  # fmt: skip
+    console.print(_table(headers, cells, title="Links per country and city", numeric=range(2, 10)))
+
+
+@cli.command()
+@click.argument("link_id", type=int)
+@click.pass_context
+def show(ctx: click.Context, link_id: int) -> None:
+    """A link and its captures."""
+    from pipeline.catalog.queries import link_captures
+
+    with session_scope(_home(ctx).database_url) as session:
+        link, captures = link_captures(session, link_id)
+        place = ", ".join(filter(None, [link.country.name, link.city.name if link.city else None]))
+        say(f"Link {link.id}: {place} — {link.kind} “{link.label}”")
+        say(f"  url: {link.url}\n  status: {link.status}")
+        if link.final_url and link.final_url != link.url:
+            say(f"  final url: {link.final_url}")
+        headers = ["Capture", "Captured at", "Role", "HTTP", "Type", "Bytes", "URL", "WARC"]
+        cells = [
+            [
+                str(c.id),
+                c.captured_at.isoformat(timespec="seconds") + "Z",
+                c.role or "",
+                str(c.http_status or ""),
+                (c.content_type or "").split(";")[0],
+                str(c.size),
+                c.url,
+                f"{c.warc_file}@{c.warc_offset}",
+            ]
+            for c in captures
+        ]
+        if not captures:
+            say("  no captures yet")
+            return
+        console.print(_table(headers, cells, numeric=[0, 3, 5], flexible=[6, 7]))
+
+
+@cli.command()
+@click.argument("capture_id", type=int)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--reason", help="Why it is retrieved (written into the capture's custody ledger).")
+@click.option(
+    "--requested-by",
+    metavar="NAME",
+    help="Who asked for it (default $LINKARCHIVE_ACTOR, else user@host).",
+)
+@click.pass_context
+def get(
+    ctx: click.Context,
+    capture_id: int,
+    output: str,
+    reason: str | None,
+    requested_by: str | None,
+) -> None:
+    """Write a capture's archived payload, decoded, to a file ('-' for stdout).
+
+    The retrieval is appended to the capture's custody ledger.
+    """
+    from pipeline.custody import current_actor
+    from pipeline.retrieval import retrieve_payload
+
+    got = retrieve_payload(
+        _home(ctx),
+        capture_id,
+        actor=requested_by or current_actor(),
+        reason=reason,
+        output=output,
+    )
+    if output != "-":
+        say(f"Wrote {len(got.body)} bytes of {got.capture.url} to {output}")

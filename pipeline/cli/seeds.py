@@ -1,0 +1,67 @@
+"""``linkarchive seeds``: import curated pages and CSVs, list their links."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.catalog import session_scope
+from pipeline.cli.base import (
+    _emit,
+    _home,
+    cli,
+    console,
+    say,
+)
+from pipeline.seeds import DEFAULT_SOURCE
+
+
+@cli.group()
+def seeds() -> None:
+    """Import and list curated index pages."""
+
+
+@seeds.command("import")
+@click.argument("source", default=DEFAULT_SOURCE)
+@click.pass_context
+def seeds_import(ctx: click.Context, source: str) -> None:
+    """Import an index page (URL or .html file) or a .csv (country,city,kind,label,url)."""
+    from pipeline.catalog.importer import import_entries
+    from pipeline.seedarchive import archive_import
+    from pipeline.seeds import load_source
+
+    where = _home(ctx)
+    with console.status(f"Reading {source}"):
+        loaded = load_source(source)
+    with session_scope(where.database_url) as session:
+        result = import_entries(session, loaded.location, loaded.entries, loaded.body)
+    archive_import(where.warcs, loaded, result)  # the source itself is evidence too
+    say(
+        f"Imported {result.entries} entries from {loaded.location}: "
+        f"{result.countries_added} new countries, {result.cities_added} new cities, "
+        f"{result.links_added} new links ({result.links_total} links listed)."
+    )
+
+
+@seeds.command("list")
+@click.option("--country", help="Only this country.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
+    """List the catalog's countries, cities and links."""
+    from pipeline.catalog.queries import Selection, select_links
+
+    with session_scope(_home(ctx).database_url) as session:
+        rows = [
+            {
+                "link_id": link.id,
+                "country": link.country.name,
+                "city": link.city.name if link.city else None,
+                "city_original": link.city.original_name if link.city else None,
+                "kind": link.kind,
+                "label": link.label,
+                "url": link.url,
+                "status": link.status,
+            }
+            for link in select_links(session, Selection(country=country))
+        ]
+    _emit(rows, fmt, ["link_id", "country", "city", "kind", "label", "status", "url"])

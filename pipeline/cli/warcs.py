@@ -1,0 +1,375 @@
+"""The preserved files: ``warc``, ``catalog``, ``export``, ``replay``, ``evidence``."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from pipeline.catalog import session_scope
+from pipeline.cli.base import (
+    WARC_SUFFIXES,
+    UserError,
+    _home,
+    cli,
+    console,
+    say,
+)
+from pipeline.config import paths
+from pipeline.seeds import LINK_KINDS
+
+
+@cli.group()
+def catalog() -> None:
+    """The catalog: an index over the WARC files, rebuildable from them alone."""
+
+
+@catalog.command("rebuild")
+@click.option(
+    "--into",
+    "target",
+    help="SQLAlchemy URL of an empty database (default: a new SQLite file in the data home).",
+)
+@click.option(
+    "--store",
+    metavar="URI",
+    help="Also the WARC files of this store that are not in the data home (fetched, "
+    "verified, into cache/warcs/; default: $LINKARCHIVE_WARC_STORE).",
+)
+@click.pass_context
+def catalog_rebuild(ctx: click.Context, target: str | None, store: str | None) -> None:
+    """Re-create the catalog from the WARC files; the current catalog is left untouched."""
+    from sqlalchemy import func, select
+
+    from archive.store import StoreError, open_storage
+    from pipeline.catalog.models import CrawlRun, Link, WarcFile
+    from pipeline.catalog.runs import finish_run
+    from pipeline.indexer import index_files
+    from pipeline.storage import configured_storage, fetch_missing, record_stored
+
+    where = _home(ctx)
+    if target is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        target = f"sqlite:///{where.home / f'catalog-rebuilt-{stamp}.sqlite'}"
+    if target == where.database_url:
+        raise UserError("--into must name another database than the current catalog")
+    files = sorted(where.warcs.glob("*.warc.gz"))
+    fetched: list[Path] = []
+    try:
+        storage = open_storage(store) if store else configured_storage()
+        if storage is not None:
+            with console.status(f"Fetching WARC files missing here from {storage.uri}"):
+                fetched = fetch_missing(storage, where, {p.name for p in files})
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    files = sorted(files + fetched, key=lambda p: p.name)  # names are in time order
+    with session_scope(target) as session:
+        if session.scalar(select(func.count(WarcFile.id))) or session.scalar(
+            select(func.count(Link.id))
+        ):
+            raise UserError(f"{target} is not empty; rebuild into an empty database")
+        with console.status(f"Indexing {len(files)} WARC files"):
+            result = index_files(session, files)
+        if storage is not None and fetched:
+            record_stored(session, storage, [p.name for p in fetched])
+        for run in session.scalars(select(CrawlRun)):
+            finish_run(session, run.id).status = "rebuilt"
+    say(
+        f"Rebuilt from {result.files} WARC files: {result.captures} captures, "
+        f"{result.outcomes} link outcomes, into {target}"
+    )
+    say(f"Use it with LINKARCHIVE_DATABASE_URL={target}")
+
+
+@cli.group()
+def warc() -> None:
+    """Look after the WARC files of the data home."""
+
+
+@warc.command("recover")
+@click.pass_context
+def warc_recover(ctx: click.Context) -> None:
+    """Close WARC files left open by killed crawls (torn tails kept aside) and index them."""
+    from archive import recover_open_file, stale_open_files
+    from pipeline.indexer import index_files
+
+    where = _home(ctx)
+    stale = stale_open_files(where.warcs)
+    for path in stale:
+        say(recover_open_file(path).describe())
+    with session_scope(where.database_url) as session:
+        result = index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
+    say(f"{len(stale)} files recovered; {result.files} files indexed ({result.captures} captures).")
+
+
+@warc.command("push")
+@click.option("--store", metavar="URI", help="s3://bucket/prefix or a folder "
+              "(default: $LINKARCHIVE_WARC_STORE).")  # fmt: skip
+@click.pass_context
+def warc_push(ctx: click.Context, store: str | None) -> None:
+    """Copy indexed WARC files (with CDXJ and timestamp tokens) into the WARC store.
+
+    Each copy is verified (size, SHA-256) and recorded in the catalog; stores never
+    overwrite, so pushing again is harmless. Local files are kept.
+    """
+    from archive.store import StoreError, open_storage
+    from pipeline.storage import configured_storage, push_files
+
+    where = _home(ctx)
+    try:
+        storage = open_storage(store) if store else configured_storage()
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    if storage is None:
+        raise UserError("no WARC store: set LINKARCHIVE_WARC_STORE or give --store")
+    with session_scope(where.database_url) as session:
+        result = push_files(session, where, storage, anywhere=True)
+    for problem in result.problems:
+        say(f"not stored: {problem}")
+    say(f"{len(result.stored)} WARC files stored in {storage.uri}.")
+    if result.problems:
+        raise click.exceptions.Exit(1)
+
+
+@warc.command("import")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.pass_context
+def warc_import(ctx: click.Context, sources: tuple[str, ...]) -> None:
+    """Index WARC files written by other tools (wget, Heritrix, Browsertrix, pywb...) where
+    they are, without copying or altering them."""
+    from pipeline.indexer import import_files
+
+    files: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            files += [p for p in sorted(source.rglob("*")) if p.name.endswith(WARC_SUFFIXES)]
+        else:
+            files.append(source)
+    if not files:
+        raise UserError(f"no WARC files (*.warc, *.warc.gz) in {', '.join(sources)}")
+    with session_scope(_home(ctx).database_url) as session:
+        result = import_files(session, files)
+    for problem in result.problems:
+        Console(stderr=True).print(f"linkarchive: skipped: {problem}", markup=False, soft_wrap=True)
+    say(
+        f"Imported {result.files} WARC files ({result.skipped} already in the catalog): "
+        f"{result.captures} captures, {result.bytes / 1e6:.1f} MB"
+        + (
+            f"; {result.duplicates} records already indexed from other files."
+            if result.duplicates
+            else "."
+        )
+    )
+    if result.problems:
+        raise click.exceptions.Exit(1)
+
+
+@cli.group()
+def export() -> None:
+    """Package archived links for sharing and replay."""
+
+
+@export.command("wacz")
+@click.option("--country", help="Only links of this country.")
+@click.option("--city", help="Only links of this city.")
+@click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
+@click.option("--run", "run_id", type=click.IntRange(1), help="Only captures of this crawl run.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wacz file."
+)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.pass_context
+def export_wacz(
+    ctx: click.Context,
+    country: str | None,
+    city: str | None,
+    kind: str | None,
+    run_id: int | None,
+    output: str,
+    force: bool,
+) -> None:
+    """Write the selected links' captures as a WACZ package (ReplayWeb.page, pywb)."""
+    from archive.wacz import WaczError, write_wacz
+    from pipeline.catalog.queries import Selection
+    from pipeline.export import ExportError, plan_export
+
+    target = _wacz_output(output, force)
+    where = _home(ctx)
+    try:
+        with session_scope(where.database_url) as session:
+            plan = plan_export(
+                session, Selection(country=country, city=city, kind=kind), where.warcs, run_id
+            )
+        with console.status(f"Packaging {len(plan.members)} WARC records"):
+            summary = write_wacz(
+                target,
+                plan.members,
+                plan.pages,
+                title=plan.title,
+                description=plan.description,
+                overwrite=force,
+            )
+    except (ExportError, WaczError) as exc:
+        raise UserError(str(exc)) from exc
+    except FileExistsError:
+        raise UserError(f"{output} exists; use --force to replace it") from None
+    for warning in plan.warnings:
+        Console(stderr=True).print(f"linkarchive: warning: {warning}", markup=False, soft_wrap=True)
+    say(
+        f"Wrote {output}: {plan.links} links, {summary.pages} pages, {summary.records} WARC "
+        f"records ({summary.warc_bytes / 1e6:.1f} MB) from {len(plan.files)} WARC files."
+    )
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.pass_context
+def replay(ctx: click.Context, port: int) -> None:
+    """Serve the archive for viewing in pywb on 127.0.0.1, until Ctrl-C."""
+    import signal
+    import subprocess
+
+    from pipeline.replay import archived_pages, find_wayback, prepare, replay_url
+
+    wayback = find_wayback()
+    if wayback is None:
+        raise UserError(
+            "pywb is not installed: pip install -e '.[replay]' (or set LINKARCHIVE_WAYBACK)"
+        )
+    where = _home(ctx)
+    base = f"http://127.0.0.1:{port}"
+    with session_scope(where.database_url) as session:
+        root = prepare(where, session)
+        for link, capture in archived_pages(session):
+            say(f"{link.id:>5}  {replay_url(base, capture)}")
+    say(f"Replaying {where.warcs} at {base}/linkarchive/ (Ctrl-C to stop)")
+    server = subprocess.Popen([wayback, "--bind", "127.0.0.1", "--port", str(port)], cwd=root)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a terminated replay takes its server along
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        server.wait(10)
+
+
+def _wacz_output(output: str, force: bool) -> Path:
+    """Where a package may be written: a .wacz name, in a folder that exists, not in the
+    way of an existing file unless --force."""
+    target = Path(output)
+    if target.suffix != ".wacz":
+        raise UserError(f"{output}: a WACZ package's name must end in .wacz")
+    if target.exists() and not force:
+        raise UserError(f"{output} exists; use --force to replace it")
+    if not target.absolute().parent.is_dir():
+        raise UserError(f"cannot write {output}: no directory {target.absolute().parent}")
+    return target
+
+
+@cli.group()
+def evidence() -> None:
+    """Evidence packages for legal teams: export, verify, the archive's key."""
+
+
+def _parse_moment(_ctx: click.Context, param: click.Parameter, value: str | None):  # noqa: ANN202
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or time (use e.g. 2020-10-10 or 2020-10-10T18:00Z)",
+            param=param,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@evidence.command("export")
+@click.argument("target", required=False)
+@click.option("--capture", "capture_id", type=click.IntRange(1), help="Export this capture.")
+@click.option("--at", callback=_parse_moment, help="The capture closest to this time (UTC).")
+@click.option("--reason", required=True, help="Why this evidence is exported (recorded).")
+@click.option("--requested-by", help="Who asked for it (recorded; default: you).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.pass_context
+def evidence_export(
+    ctx: click.Context,
+    target: str | None,
+    capture_id: int | None,
+    at: datetime | None,
+    reason: str,
+    requested_by: str | None,
+    output: str,
+    force: bool,
+) -> None:
+    """Export one capture (LINK_ID, URL or --capture ID) as a signed evidence package."""
+    from pipeline.retrieval import export_package, tsa_url
+
+    path = _wacz_output(output, force)
+    where = _home(ctx)
+    with console.status("Packaging, signing" + (" and timestamping" if tsa_url() else "")):
+        result = export_package(
+            where,
+            path,
+            reason=reason,
+            requested_by=requested_by,
+            target=target,
+            capture_id=capture_id,
+            at=at,
+            overwrite=force,
+        )
+    say(
+        f"Wrote {output}: capture {result.capture_id}, {result.records} WARC records, signed by "
+        f"{result.fingerprint}" + (", timestamped." if result.timestamped else ".")
+    )
+
+
+@evidence.command("verify")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tsa-cert", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def evidence_verify(
+    ctx: click.Context, package: str, public_key: str | None, tsa_cert: str | None
+) -> None:
+    """Check a package offline: file hashes, signature, custody chain, WARC digests, timestamp.
+
+    Needs no catalog; where this data home's catalog holds the capture, the verification
+    is added to its custody ledger.
+    """
+    from pipeline.evidence import record_verification, verify_package
+
+    verdict = verify_package(
+        Path(package),
+        public_key=Path(public_key) if public_key else None,
+        tsa_cert=Path(tsa_cert) if tsa_cert else None,
+    )
+    for name, value in verdict.facts.items():
+        say(f"  {name}: {value}")
+    for note in verdict.notes:
+        say(f"  note: {note}")
+    where = paths(ctx.obj.get("home"))
+    if where.home.exists() and record_verification(where, Path(package), verdict):
+        say("  custody: this verification is recorded in the catalog's ledger")
+    if verdict.problems:
+        raise UserError(f"NOT VERIFIED: {verdict.problems[0]}")
+    say(f"VERIFIED: {package}")
+
+
+@evidence.command("key")
+@click.pass_context
+def evidence_key(ctx: click.Context) -> None:
+    """Print the archive's public key and its fingerprint (created on first use)."""
+    from archive.signing import fingerprint, load_or_create_key, public_key_pem
+    from pipeline.evidence import key_path
+
+    key = load_or_create_key(key_path(_home(ctx)))
+    click.echo(public_key_pem(key).rstrip("\n"))
+    say(f"fingerprint: {fingerprint(key)}")
