@@ -89,6 +89,8 @@ DOWNLOAD_HANDLERS = {
 DOWNLOADER_MIDDLEWARES = {
     # Refuse hosts outside LINKARCHIVE_ALLOWED_HOSTS (the demo and tests allow loopback only).
     "spiders.middlewares.HostAllowlistMiddleware": 50,
+    # Refuse literal non-public addresses (names: TWISTED_DNS_RESOLVER below); SSRF guard.
+    "spiders.netguard.AddressPolicyMiddleware": 51,
     # Same place as Scrapy's CookiesMiddleware, without its download of the suffix list.
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,
     "spiders.middlewares.OfflineCookiesMiddleware": 700,
@@ -144,6 +146,11 @@ LINKARCHIVE_DEDUP = _env_bool("DEDUP", True)
 LINKARCHIVE_DEDUP_MIN_SIZE = _env_int("DEDUP_MIN_SIZE", 0)
 # Comma-separated host names; empty = any host.
 LINKARCHIVE_ALLOWED_HOSTS = [h for h in _env("ALLOWED_HOSTS", "").split(",") if h.strip()]
+# Loopback, private, link-local and other non-public addresses are never fetched, except
+# these (comma-separated addresses, CIDR ranges or host names; pipeline/netpolicy.py).
+LINKARCHIVE_ALLOW_ADDRESSES = _env("ALLOW_ADDRESSES", "")
+# Checks every address a host name resolves to, and connects only to the one it checked.
+TWISTED_DNS_RESOLVER = "spiders.netguard.GuardedResolver"
 # Follow a photo gallery's pagination at most this many pages deep.
 LINKARCHIVE_GALLERY_MAX_PAGES = _env_int("GALLERY_MAX_PAGES", 50)
 

@@ -123,6 +123,7 @@ class Cluster:
             "AWS_SECRET_ACCESS_KEY": "linkarchive",
             "AWS_DEFAULT_REGION": "us-east-1",
             "LINKARCHIVE_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
+            "LINKARCHIVE_ALLOW_ADDRESSES": "127.0.0.0/8",
             "LINKARCHIVE_WORK_POOL": self.pool,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }

@@ -134,6 +134,7 @@ def bench_crawl(world: object) -> list[list[str]]:
     from pipeline.replica.content import LINKS
 
     os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
+    os.environ["LINKARCHIVE_ALLOW_ADDRESSES"] = "127.0.0.0/8"
     os.environ.setdefault("LINKARCHIVE_AUTOTHROTTLE_START_DELAY", "0.05")
 
     @flow
@@ -218,6 +219,7 @@ def bench_browser(world: object) -> list[list[str]]:
     from pipeline.replica import social
 
     os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
+    os.environ["LINKARCHIVE_ALLOW_ADDRESSES"] = "127.0.0.0/8"
     rows = []
     runs = [
         ("replica links, --browser never", world.index_url, "never", 1),  # type: ignore[attr-defined]

@@ -24,6 +24,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
 
 from pipeline.gazetteer import Gazetteer, Place, default_gazetteer, fold
+from pipeline.netpolicy import AddressRefused, address_policy
+from pipeline.netpolicy import urlopen as guarded_urlopen
 
 __all__ = [
     "CSV_COLUMNS",
@@ -543,11 +545,14 @@ def _is_url(source: str) -> bool:
 def _fetch(url: str) -> tuple[bytes, str, str | None, str]:
     """(body, content type, charset, final URL) of ``url``."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
+    policy = address_policy()  # a bad setting is the operator's error, not the URL's
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
+        with guarded_urlopen(request, timeout=FETCH_TIMEOUT, policy=policy) as response:
             body = response.read(MAX_SOURCE_BYTES + 1)
             headers: Message = response.headers
             final_url = response.geturl() or url
+    except AddressRefused as exc:  # never fetched: nothing to tell a port scanner
+        raise SeedError(f"cannot fetch {url}: {exc}") from exc
     except urllib.error.HTTPError as exc:
         raise SeedError(f"cannot fetch {url}: HTTP {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:

@@ -27,6 +27,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # The crawler must never leave this machine, and needn't be slow on loopback.
 os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
+# Loopback is not public: the test servers are reachable only because this allows them.
+os.environ["LINKARCHIVE_ALLOW_ADDRESSES"] = "127.0.0.0/8"
 os.environ["LINKARCHIVE_AUTOTHROTTLE_START_DELAY"] = "0.05"
 os.environ["LINKARCHIVE_WARC_FSYNC"] = "0"
 os.environ.pop("LINKARCHIVE_DATABASE_URL", None)

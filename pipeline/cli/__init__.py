@@ -42,10 +42,12 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from pipeline.catalog.queries import QueryError
     from pipeline.custody import CustodyError
     from pipeline.evidence import EvidenceError
+    from pipeline.netpolicy import PolicyError
     from pipeline.retrieval import RetrievalError
 
     return (
         ScheduleError,
+        PolicyError,
         *EXPECTED_ERRORS,
         QueryError,
         EvidenceError,

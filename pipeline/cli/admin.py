@@ -39,6 +39,7 @@ def demo(ctx: click.Context) -> None:
     (where.home / DEMO_MARKER).write_text("created by `linkarchive demo`; safe to delete\n")
     # Only loopback: the demo must never reach another host.
     os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
+    os.environ["LINKARCHIVE_ALLOW_ADDRESSES"] = "127.0.0.0/8"  # the replica world is on loopback
     os.environ.setdefault("LINKARCHIVE_AUTOTHROTTLE_START_DELAY", "0.2")
     from pipeline.replica import social
 
@@ -120,7 +121,9 @@ def replica() -> None:
     with ReplicaWorld() as world:
         for site, url in world.base_urls.items():
             say(f"{site:>8}: {url}")
-        say(f"index page: {world.index_url}\nCtrl-C to stop.")
+        say(f"index page: {world.index_url}")
+        say("To crawl it, allow loopback: export LINKARCHIVE_ALLOW_ADDRESSES=127.0.0.0/8")
+        say("Ctrl-C to stop.")
         try:
             while True:
                 time.sleep(3600)

@@ -79,6 +79,7 @@ def crawl(
 def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
     from archive.store import StoreError
     from pipeline.catalog.queries import Selection, select_links
+    from pipeline.netpolicy import address_policy
     from pipeline.seeds import load_source
     from pipeline.storage import configured_storage
 
@@ -90,6 +91,7 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
         configured_storage()
     except StoreError as exc:
         raise UserError(f"LINKARCHIVE_WARC_STORE: {exc}") from None
+    address_policy()  # a bad LINKARCHIVE_ALLOW_ADDRESSES: one line now, not per unit
     source = selection.pop("source", None)
     import_source = None
     if source:

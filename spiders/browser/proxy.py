@@ -40,6 +40,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pipeline.netpolicy import AddressPolicy, AddressRefused, address_policy
 from spiders.wire import WireExchange, WireSpool
 
 logger = logging.getLogger(__name__)
@@ -94,8 +95,11 @@ class RecordingProxy:
 
     ``record(url, exchange)`` writes one exchange and returns its response record id;
     ``allow(host)`` says whether a host may be fetched (refused ones get a 403 from the
-    proxy, never recorded). ``budget`` caps the response bytes of all exchanges together
-    (a page's byte budget): once spent, further requests get a 509 from the proxy.
+    proxy, never recorded); so does the address policy (``addresses``, by default from
+    ``LINKARCHIVE_ALLOW_ADDRESSES``), after resolution: the proxy connects only to the
+    address it checked, and names the refusal in its exchanges. ``budget`` caps the
+    response bytes of all exchanges together (a page's byte budget): once spent, further
+    requests get a 509 from the proxy.
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class RecordingProxy:
         record: Recorder,
         *,
         allow: Callable[[str], bool] = lambda host: True,
+        addresses: AddressPolicy | None = None,
         max_size: int = 512 << 20,
         budget: int = 0,
         timeout: float = 30.0,
@@ -110,6 +115,7 @@ class RecordingProxy:
     ) -> None:
         self._record = record
         self._allow = allow
+        self.addresses = addresses or address_policy()
         self.max_size = max_size
         self.budget = budget
         self.timeout = timeout
@@ -222,9 +228,25 @@ class RecordingProxy:
         request_bytes = line + b"".join(n + b": " + v + b"\r\n" for n, v in kept) + b"\r\n" + body
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
+            addresses = await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(
+                    None, self.addresses.resolve, parts.hostname, port
+                ),
+                self.timeout,
+            )
+        except AddressRefused as exc:
+            self.exchanges.append(Exchange(url, method.decode(), None, "", None, None, str(exc)))
+            await _answer(writer, 403, str(exc))
+            return not _closes(headers)
+        except (OSError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.exchanges.append(Exchange(url, method.decode(), None, "", None, None, error))
+            await _answer(writer, 502, "upstream unreachable")
+            return not _closes(headers)
+        try:
             up_reader, up_writer = await asyncio.wait_for(
                 asyncio.open_connection(
-                    parts.hostname,
+                    addresses[0],
                     port,
                     ssl=_client_tls() if parts.scheme == "https" else None,
                     server_hostname=parts.hostname if parts.scheme == "https" else None,

@@ -30,6 +30,7 @@ from scrapy.exceptions import NotConfigured
 
 from archive import record_id
 from pipeline.crawlcontext import BROWSER_FORMAT
+from pipeline.netpolicy import AddressPolicy, address_policy
 from spiders.browser.proxy import Exchange, RecordingProxy
 from spiders.browser.render import Browser, BrowserOptions, Rendered
 from spiders.warcstore import WarcStore
@@ -90,6 +91,7 @@ class ProxyFactory:
     max_size: int
     budget: int
     spool_dir: str | None
+    addresses: AddressPolicy = AddressPolicy()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProxyFactory:
@@ -102,6 +104,7 @@ class ProxyFactory:
             max_size=settings.getint("LINKARCHIVE_ARCHIVE_MAXSIZE"),
             budget=settings.getint("LINKARCHIVE_BROWSER_PAGE_BYTES"),
             spool_dir=settings.get("LINKARCHIVE_WARC_DIR"),
+            addresses=address_policy(settings.get("LINKARCHIVE_ALLOW_ADDRESSES") or ""),
         )
 
     def _allow(self, host: str) -> bool:
@@ -113,6 +116,7 @@ class ProxyFactory:
         return RecordingProxy(
             lambda url, wire: self.store.write_wire(url, wire),
             allow=self._allow,
+            addresses=self.addresses,
             max_size=min(self.max_size, max_size or self.max_size),
             budget=self.budget,
             spool_dir=self.spool_dir,
