@@ -282,3 +282,18 @@ def test_serve_runs_the_app_on_loopback(site: dict[str, Any], tmp_path: Path) ->
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("bad", ["0", str(2**62 + 1), str(2**64), "9" * 40])
+def test_ids_out_of_range_are_not_found_on_every_route(site: dict[str, Any], bad: str) -> None:
+    """Ids the database cannot hold were a 500 (OverflowError); each is a 404 now, and
+    the POST routes refuse without a server error too."""
+    client = client_as(site["app"], "admin")
+    for path in (f"/links/{bad}", f"/captures/{bad}/cite", f"/archived/{bad}/",
+                 f"/captures/{bad}/view", f"/archived/thumb/{bad}", f"/api/v1/links/{bad}",
+                 f"/api/v1/captures/{bad}", f"/api/v1/captures/{bad}/citation"):  # fmt: skip
+        assert client.get(path).status_code == 404, path
+    api = f"/api/v1/captures/{bad}"
+    for path in (f"/captures/{bad}/payload", f"/captures/{bad}/evidence", f"{api}/payload",
+                 f"{api}/evidence"):  # fmt: skip
+        assert client.post(path, data={"reason": "test"}).status_code in (403, 404), path

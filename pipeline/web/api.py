@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -23,6 +23,7 @@ from pipeline.web.pages import (
     metadata_facts,
     run_search,
 )
+from pipeline.web.params import Id
 from pipeline.web.templating import render
 
 router = APIRouter()
@@ -34,7 +35,6 @@ Searcher = Annotated[User, Depends(require("search"))]
 Viewer = Annotated[User, Depends(require("view"))]
 Exporter = Annotated[User, Depends(require("export"))]
 Admin = Annotated[User, Depends(require("users"))]
-Id = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class SearchOut(BaseModel):

@@ -127,6 +127,8 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     if await run_in_threadpool(identify, request) is None:
         return _sign_in(request)
+    if all(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
+        return error_response(request, 404, "There is no such page.")  # an id out of range
     problems = "; ".join(
         f"{'.'.join(str(p) for p in error.get('loc', ())[1:]) or 'request'}: {error.get('msg')}"
         for error in exc.errors()

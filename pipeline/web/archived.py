@@ -56,6 +56,7 @@ from pipeline.retrieval import (
 )
 from pipeline.users import allowed
 from pipeline.web.auth import form_data, require, verify_csrf
+from pipeline.web.params import Id
 from pipeline.web.rewrite import (
     archived_url,
     parse_timestamp,
@@ -304,7 +305,7 @@ def archived_web(request: Request, rest: str) -> Response:
 
 @router.get("/archived/{capture_id:int}/")
 def archived_capture(
-    request: Request, capture_id: int, user: Annotated[User, Depends(require("view"))]
+    request: Request, capture_id: Id, user: Annotated[User, Depends(require("view"))]
 ) -> Response:
     """The archived document of a capture, rewritten, with the archived CSP."""
     where = _where(request)
@@ -318,7 +319,7 @@ def archived_capture(
 
 @router.get("/captures/{capture_id:int}/view")
 def capture_view(
-    request: Request, capture_id: int, _user: Annotated[User, Depends(require("view"))]
+    request: Request, capture_id: Id, _user: Annotated[User, Depends(require("view"))]
 ) -> Response:
     """The capture's facts and its archived rendition in a sandboxed frame."""
     with session_scope(_where(request).database_url) as session:
@@ -411,7 +412,7 @@ def _thumb_response(data: bytes, media_type: str = "image/webp") -> Response:
 
 @router.get("/archived/thumb/{capture_id:int}")
 def archived_thumb(
-    request: Request, capture_id: int, _user: Annotated[User, Depends(require("view"))]
+    request: Request, capture_id: Id, _user: Annotated[User, Depends(require("view"))]
 ) -> Response:
     """A thumbnail of an image capture (a revisit's original), cached in the data home.
 
@@ -545,7 +546,7 @@ async def _evidence(request: Request, capture_id: int, user: User, fields: dict)
 
 @router.post("/captures/{capture_id:int}/payload", dependencies=[Depends(verify_csrf)])
 async def payload_download(
-    request: Request, capture_id: int, user: Annotated[User, Depends(require("retrieve"))]
+    request: Request, capture_id: Id, user: Annotated[User, Depends(require("retrieve"))]
 ) -> Response:
     """The archived payload, exactly; recorded in the custody ledger with the reason."""
     return await _payload(request, capture_id, user, await form_data(request))
@@ -553,7 +554,7 @@ async def payload_download(
 
 @router.post("/captures/{capture_id:int}/evidence", dependencies=[Depends(verify_csrf)])
 async def evidence_download(
-    request: Request, capture_id: int, user: Annotated[User, Depends(require("evidence"))]
+    request: Request, capture_id: Id, user: Annotated[User, Depends(require("evidence"))]
 ) -> Response:
     """An evidence package (.wacz) of the capture; recorded in the custody ledger."""
     return await _evidence(request, capture_id, user, await form_data(request))
@@ -561,7 +562,7 @@ async def evidence_download(
 
 @router.post("/api/v1/captures/{capture_id:int}/payload", dependencies=[Depends(verify_csrf)])
 async def api_payload(
-    request: Request, capture_id: int, user: Annotated[User, Depends(require("retrieve"))]
+    request: Request, capture_id: Id, user: Annotated[User, Depends(require("retrieve"))]
 ) -> Response:
     """The archived payload, exactly (JSON body ``{"reason": ...}``)."""
     return await _payload(request, capture_id, user, await _json_fields(request))
@@ -569,7 +570,7 @@ async def api_payload(
 
 @router.post("/api/v1/captures/{capture_id:int}/evidence", dependencies=[Depends(verify_csrf)])
 async def api_evidence(
-    request: Request, capture_id: int, user: Annotated[User, Depends(require("evidence"))]
+    request: Request, capture_id: Id, user: Annotated[User, Depends(require("evidence"))]
 ) -> Response:
     """An evidence package (JSON body ``{"reason": ..., "requested_by": ...}``)."""
     return await _evidence(request, capture_id, user, await _json_fields(request))

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import func, select
@@ -49,6 +49,7 @@ from pipeline.web.auth import (
     same_secret,
     verify_csrf,
 )
+from pipeline.web.params import Id
 from pipeline.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -422,7 +423,7 @@ def _change_text(change: dict | None) -> str:
 @router.get("/links/{link_id}")
 def link_page(
     request: Request,
-    link_id: Annotated[int, Path(ge=1, le=2**62)],
+    link_id: Id,
     _u: Annotated[User, Depends(require("view"))],
 ) -> Response:
     """A link: its place, captures, metadata, archived images and history."""
@@ -445,7 +446,7 @@ def legal_target(details: dict[str, Any]) -> dict[str, Any] | None:
 @router.get("/captures/{capture_id}/cite")
 def cite_capture(
     request: Request,
-    capture_id: Annotated[int, Path(ge=1, le=2**62)],
+    capture_id: Id,
     _u: Annotated[User, Depends(require("export"))],
     style: Annotated[str, Query(max_length=20)] = "apa",
 ) -> Response:
