@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from archive import decoded_payload
 from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link, LinkCheck
 from pipeline.config import Paths
+from pipeline.extract import MAX_PDF_BYTES
 from pipeline.linkcheck import DeathRule, Snapshot, classify, confirmed_dead, snapshot
 from pipeline.retrieval import RetrievalError, read_stored
 
@@ -35,7 +36,8 @@ def death_rule() -> DeathRule:
 def _body(session: Session, capture: Capture, where: Paths) -> bytes | None:
     """A capture's payload, from this machine's file or the WARC store; None if unreadable."""
     try:
-        return decoded_payload(read_stored(session, where, capture)[1])
+        # Bounded like the indexer's: a check compares text and images, never a bomb's.
+        return decoded_payload(read_stored(session, where, capture)[1], limit=MAX_PDF_BYTES)
     except (RetrievalError, OSError, ValueError):
         return None
 

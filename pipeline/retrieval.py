@@ -50,6 +50,11 @@ class RetrievalError(ValueError):
     """A capture whose bytes cannot be read: its WARC file is missing or unsafely named."""
 
 
+class PayloadTooLarge(RetrievalError):
+    """A payload that decodes to more than the reader's limit (a decompression bomb, or
+    just too big for a browser view): the decoding stopped at the limit."""
+
+
 def _plain(name: str) -> bool:
     return (
         bool(name)
@@ -128,12 +133,16 @@ class Retrieved:
         return download_name(self.capture.url, self.content_type, self.capture.id)
 
 
-def read_payload(where: Paths, capture_id: int) -> Retrieved:
-    """Read a capture's payload (a revisit's from its original); records nothing."""
+def read_payload(where: Paths, capture_id: int, limit: int = 0) -> Retrieved:
+    """Read a capture's payload (a revisit's from its original); records nothing. With
+    ``limit``, a payload decoding to more bytes raises :class:`PayloadTooLarge` (never
+    more than ``limit`` + 1 bytes are decoded)."""
     with session_scope(where.database_url) as session:
         capture = get_capture(session, capture_id)
         holder, record = read_stored(session, where, capture)
-    body = decoded_payload(record)
+    body = decoded_payload(record, limit=limit + 1 if limit else 0)
+    if limit and len(body) > limit:
+        raise PayloadTooLarge(f"capture {capture_id} decodes to more than {limit // (1 << 20)} MiB")
     return Retrieved(
         capture=capture,
         holder=holder,

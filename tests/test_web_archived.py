@@ -673,3 +673,39 @@ def test_make_thumbnail_refuses_garbage_and_decompression_bombs() -> None:
     assert len(bomb.getvalue()) < 100_000
     with pytest.raises(NotAnImage, match="too large"):
         make_thumbnail(bomb.getvalue())
+
+
+def test_a_gzip_bomb_is_never_decoded_whole_by_the_views(tmp_path: Path) -> None:
+    """An archived "image" of 200 KB on the wire that decodes to 300 MB: the archived view
+    stops decoding at its limit and says so (413); the thumbnail stops at its own, answers
+    415, and remembers the failure so later requests do not decode it again."""
+    import zlib
+
+    from archive import RecordFactory, RotatingWarcWriter
+    from pipeline.indexer import index_files
+    from pipeline.web import archived
+
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    zeros = b"\0" * (1 << 20)
+    bomb = b"".join(squeeze.compress(zeros) for _ in range(300)) + squeeze.flush()
+    assert len(bomb) < 400_000
+    where = paths(tmp_path / "home").ensure()
+    factory = RecordFactory()
+    writer = RotatingWarcWriter(where.warcs, prefix="bomb", factory=factory, fsync=False)
+    writer.write(factory.response(
+        "http://127.0.0.1/bomb.png", 200, "OK", "HTTP/1.1",
+        [("Content-Type", "image/png"), ("Content-Encoding", "gzip")], bomb,
+    ))  # fmt: skip
+    writer.close()
+    with session_scope(where.database_url) as session:
+        index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
+        capture_id = session.scalar(select(Capture.id))
+    client = client_as(make_app(where.home), "researcher")
+    shown = client.get(f"/archived/{capture_id}/")
+    assert shown.status_code == 413 and "too large" in shown.text
+    thumb = client.get(f"/archived/thumb/{capture_id}")
+    assert thumb.status_code == 415
+    markers = list((where.home / "cache" / "thumbs").glob("*.failed"))
+    assert len(markers) == 1
+    assert client.get(f"/archived/thumb/{capture_id}").status_code == 415
+    assert archived.VIEW_MAX_BYTES < 300 << 20 and archived.THUMB_MAX_BYTES < 300 << 20

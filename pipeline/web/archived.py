@@ -25,6 +25,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from datetime import datetime
 from functools import lru_cache
@@ -48,6 +49,7 @@ from pipeline.crawlcontext import RENDERED_URNS
 from pipeline.evidence import EvidenceError
 from pipeline.export import ExportError
 from pipeline.retrieval import (
+    PayloadTooLarge,
     RetrievalError,
     export_package,
     read_payload,
@@ -83,8 +85,14 @@ _CANDIDATES = 200  # captures of one URL considered when choosing the nearest
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _CHARSET = re.compile(r";\s*charset=\"?([A-Za-z0-9_.:-]{1,40})\"?\s*(?:;|$)", re.I)
 THUMB_SIDE = 320  # px: the longest side of a thumbnail
-# Larger images get no thumbnail (decompression bombs); below Pillow's own warning limit.
-THUMB_MAX_PIXELS = 64_000_000
+# Larger images get no thumbnail (decompression bombs): 24 Mpx decode to at most ~100 MB.
+THUMB_MAX_PIXELS = 24_000_000
+# Payloads decoded for a view or a thumbnail stop at these sizes (a gzip bomb of 400 KB on
+# the wire decodes to 400 MB); larger ones are downloaded instead (`get`, the payload form).
+VIEW_MAX_BYTES = int(os.environ.get("LINKARCHIVE_VIEW_MAX_BYTES", 64 << 20))
+THUMB_MAX_BYTES = 32 << 20
+# Thumbnails made at once: each may hold a decoded image of up to THUMB_MAX_PIXELS.
+_THUMB_WORK = threading.BoundedSemaphore(2)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -211,9 +219,15 @@ def _serve(where: Paths, capture_id: int, prefix: str) -> Response:
         if target and not target.startswith("#"):
             return RedirectResponse(target, 302, headers=_archived_headers())
     try:
-        body = decoded_payload(record)
+        body = decoded_payload(record, limit=VIEW_MAX_BYTES + 1)
     except ContentDecodingError as exc:
         raise _server_error(exc, capture_id) from exc
+    if len(body) > VIEW_MAX_BYTES:
+        raise HTTPException(
+            413,
+            f"capture {capture_id} decodes to more than {VIEW_MAX_BYTES >> 20} MiB: too large "
+            "to show here; download its payload instead",
+        )
     content_type = record.http_header("Content-Type") or holder.content_type
     mime = _mime(content_type)
     headers = _archived_headers()
@@ -377,6 +391,21 @@ def thumb_path(where: Paths, sha256: str | None) -> Path | None:
     return where.home / "cache" / "thumbs" / f"{sha256}-{THUMB_SIDE}.webp"
 
 
+def _failure_marker(where: Paths, sha256: str | None) -> Path | None:
+    """Where a failed thumbnail of these image bytes is remembered (so a bomb is decoded
+    once, not on every request)."""
+    path = thumb_path(where, sha256)
+    return path.with_suffix(".failed") if path is not None else None
+
+
+def _mark_failed(marker: Path | None) -> None:
+    if marker is not None:
+        try:
+            _write_atomically(marker, b"")
+        except OSError as exc:
+            log.warning("thumbnail failure not remembered: %s", exc)
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
@@ -432,10 +461,17 @@ def archived_thumb(
     cached = _read_cached(thumb_path(where, digest)) if mime != "image/svg+xml" else None
     if cached is not None:
         return _thumb_response(cached)
+    failed = _failure_marker(where, digest)
+    if failed is not None and failed.exists():  # decoding it failed before: not again
+        return _thumb_answer(415, "This archived image cannot be shown as a thumbnail.")
     try:
-        got = read_payload(where, capture_id)
+        got = read_payload(where, capture_id, limit=THUMB_MAX_BYTES)
     except QueryError:
         return _thumb_answer(404, "Not archived.")
+    except PayloadTooLarge as exc:
+        log.info("capture %s has no thumbnail: %s", capture_id, exc)
+        _mark_failed(failed)
+        return _thumb_answer(415, "This archived image is too large for a thumbnail.")
     except (RetrievalError, ContentDecodingError) as exc:
         raise _server_error(exc, capture_id) from exc
     mime = _mime(got.content_type)
@@ -448,9 +484,11 @@ def archived_thumb(
     if cached is not None:
         return _thumb_response(cached)
     try:
-        data = make_thumbnail(got.body)
+        with _THUMB_WORK:
+            data = make_thumbnail(got.body)
     except NotAnImage as exc:
         log.info("capture %s has no thumbnail: %s", capture_id, exc)
+        _mark_failed(failed)
         return _thumb_answer(415, "This archived image cannot be shown as a thumbnail.")
     if path is not None:
         try:
