@@ -305,7 +305,7 @@ def test_security_headers_on_every_kind_of_response(app: FastAPI) -> None:
         "401": anonymous(app).get("/api/v1/status"),
         "403": researcher.get("/admin/users"),
         "404": researcher.get("/links/424242"),
-        "422": researcher.get("/links/not-a-number"),
+        "422": researcher.get("/search?page=0"),
         "static": anonymous(app).get("/static/app.css"),
     }
     for kind, response in responses.items():
@@ -355,3 +355,38 @@ def test_an_internal_error_is_a_plain_500_without_details(app: FastAPI) -> None:
     assert api.status_code == 500 and api.json() == {"detail": "internal error"}
     for body in (page.text, api.text):
         assert "Traceback" not in body and "countries" not in body.replace("/countries", "")
+
+
+def test_a_huge_or_unsized_body_is_refused_before_it_is_read(app: FastAPI) -> None:
+    """An anonymous POST announcing 300 MB gets its 413 at once, from a real server, with
+    the body never sent (had the server read it, the answer would wait for it); a chunked
+    body of unknown length gets a 411."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from conftest import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        for head, statuses in (
+            (b"Content-Length: 300000000\r\nContent-Type: application/x-www-form-urlencoded",
+             (413,)),
+            (b"Content-Length: 12abc", (400, 413)),  # uvicorn refuses it first
+            (b"Transfer-Encoding: chunked\r\nContent-Type: application/json", (411,)),
+        ):  # fmt: skip
+            for path in (b"/login", b"/api/v1/seeds"):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    sock.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + head
+                                 + b"\r\n\r\nname=x")  # fmt: skip
+                    answer = sock.recv(200)
+                assert int(answer[9:12]) in statuses, (path, head, answer)
+    finally:
+        server.should_exit = True
+        thread.join(10)

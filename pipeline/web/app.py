@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipeline.catalog import engine_for
 from pipeline.config import Paths
 from pipeline.web import api, archived, manage, pages
-from pipeline.web.auth import NotSignedIn, identify
+from pipeline.web.auth import MAX_FORM_BYTES, NotSignedIn, identify
 from pipeline.web.templating import env, render
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -37,6 +37,36 @@ log = logging.getLogger(__name__)
 def wants_json(request: Request) -> bool:
     """API routes answer in JSON; everything else (the API's docs page too) is a page."""
     return request.url.path.startswith("/api/") and request.url.path != "/api/docs"
+
+
+class BodyLimit:
+    """Refuses, before reading a byte of it, a request body over ``limit`` (413) or of
+    unknown length (411): every form and JSON body of the app is small, and a body read
+    whole before the size or sign-in checks cost memory to anyone who could connect."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_FORM_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            declared = headers.get(b"content-length")
+            status = 0
+            if declared is not None:
+                if not declared.isdigit() or int(declared) > self.limit:
+                    status = 413
+            elif headers.get(b"transfer-encoding"):
+                status = 411
+            if status:
+                text = b"request body too large" if status == 413 else b"length required"
+                await send({"type": "http.response.start", "status": status, "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(text)).encode()), (b"connection", b"close"),
+                ]})  # fmt: skip
+                await send({"type": "http.response.body", "body": text})
+                return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -156,6 +186,7 @@ def create_app(where: Paths) -> FastAPI:
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)  # outermost: before anything reads the body
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (pages, api, archived, manage):
         app.include_router(module.router)
