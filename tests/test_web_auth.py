@@ -390,3 +390,40 @@ def test_a_huge_or_unsized_body_is_refused_before_it_is_read(app: FastAPI) -> No
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_failed_sign_ins_are_limited_per_name_and_per_address(app: FastAPI) -> None:
+    """After 5 wrong tokens for one name, that name is refused (429, Retry-After) even
+    with its right token; after 20 failures from one address, every name is refused from
+    it."""
+    token = add_user(app.state.paths.home, "gus", "researcher")
+    browser = anonymous(app)
+    for _ in range(5):
+        assert login(browser, "gus", "wrong-token").status_code == 401
+    refused = login(browser, "gus", token)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "Too many failed sign-ins" in refused.text
+    assert "linkarchive_session" not in browser.cookies
+    for i in range(15):  # other names from the same address: 20 failures in all
+        assert login(anonymous(app), f"guess{i}", "wrong-token").status_code == 401
+    ida_token = add_user(app.state.paths.home, "ida", "researcher")
+    assert login(anonymous(app), "ida", ida_token).status_code == 429
+
+
+def test_the_sign_in_throttle_forgets_after_its_window_and_bounds_its_memory() -> None:
+    from pipeline.web.auth import Throttle
+
+    now = [1000.0]
+    throttle = Throttle(limit=2, window=60, keys=3, clock=lambda: now[0])
+    throttle.failed("a"), throttle.failed("a")
+    assert throttle.retry_after("a") == 60
+    now[0] += 59.5
+    assert throttle.retry_after("a") == 1
+    now[0] += 1
+    assert throttle.retry_after("a") == 0
+    throttle.failed("b"), throttle.failed("b")
+    throttle.succeeded("b")
+    assert throttle.retry_after("b") == 0
+    for key in ("c", "d", "e", "f"):
+        throttle.failed(key)
+    assert len(throttle._failures) == 3

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipeline.catalog import engine_for
 from pipeline.config import Paths
 from pipeline.web import api, archived, manage, pages
-from pipeline.web.auth import MAX_FORM_BYTES, NotSignedIn, identify
+from pipeline.web.auth import MAX_FORM_BYTES, NotSignedIn, identify, sign_in_throttles
 from pipeline.web.templating import env, render
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -178,6 +178,7 @@ def create_app(where: Paths) -> FastAPI:
         openapi_url=None,  # served by pipeline.web.api, to signed-in users only
     )
     app.state.paths = where
+    app.state.sign_in_throttles = sign_in_throttles()
     handlers: dict[Any, Any] = {
         NotSignedIn: _not_signed_in,
         StarletteHTTPException: _http_error,

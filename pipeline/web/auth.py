@@ -15,6 +15,10 @@ and read with :func:`form_data`, not FastAPI's ``Form()``.
 from __future__ import annotations
 
 import hmac
+import math
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -29,6 +33,53 @@ from pipeline.users import allowed, session_user, user_for_token
 SESSION_COOKIE = "linkarchive_session"
 LOGIN_CSRF_COOKIE = "linkarchive_login_csrf"  # double-submit token of the login form
 MAX_FORM_BYTES = 1 << 20
+
+
+class Throttle:
+    """Failed sign-ins per key (a user name, a client address) in a sliding ``window`` of
+    seconds: past ``limit`` of them, the key is refused until the oldest ages out. At most
+    ``keys`` keys are remembered (the least recently failing forgotten first), so many
+    made-up names cannot grow it without end. ``clock`` is injectable for tests."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit, self.window, self.keys, self.clock = limit, window, keys, clock
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, key: str) -> int:
+        """Seconds until ``key`` may try again (0: now)."""
+        with self._lock:
+            recent = self._recent(key)
+            if len(recent) < self.limit:
+                return 0
+            return max(1, math.ceil(recent[0] + self.window - self.clock()))
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._failures[key] = [*self._recent(key), self.clock()]
+            self._failures.move_to_end(key)
+            while len(self._failures) > self.keys:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def _recent(self, key: str) -> list[float]:
+        since = self.clock() - self.window
+        return [t for t in self._failures.get(key, []) if t > since]
+
+
+def sign_in_throttles() -> tuple[Throttle, Throttle]:
+    """An app's limits on failed sign-ins: 5 per user name and 20 per client address in
+    15 minutes."""
+    return Throttle(limit=5, window=900), Throttle(limit=20, window=900)
 
 
 class NotSignedIn(Exception):

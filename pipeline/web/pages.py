@@ -116,6 +116,18 @@ async def login(request: Request) -> Response:
             request, 403, name=name, next_=next_, error="The form expired; please try again."
         )
 
+    address = request.client.host if request.client else ""
+    by_name, by_address = request.app.state.sign_in_throttles
+    keys = ((by_name, name[:64].casefold()), (by_address, address))
+    wait = max(throttle.retry_after(key) for throttle, key in keys)
+    if wait:  # refused unseen, even with the right token: guessing costs a wait each time
+        response = _login_page(
+            request, 429, name=name, next_=next_,
+            error=f"Too many failed sign-ins; try again in {wait} s.",
+        )  # fmt: skip
+        response.headers["Retry-After"] = str(wait)
+        return response
+
     def sign_in() -> str | None:
         with session_scope(_db(request)) as session:
             user = authenticate(session, name[:64], token[:200])
@@ -123,7 +135,10 @@ async def login(request: Request) -> Response:
 
     session_id = await run_in_threadpool(sign_in)
     if session_id is None:
+        for throttle, key in keys:
+            throttle.failed(key)
         return _login_page(request, 401, name=name, next_=next_, error="Wrong name or token.")
+    by_name.succeeded(keys[0][1])
     response = RedirectResponse(safe_next(next_), 303)
     response.set_cookie(SESSION_COOKIE, session_id, **_cookie_options(request))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
