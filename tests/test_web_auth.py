@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -362,19 +365,8 @@ def test_a_huge_or_unsized_body_is_refused_before_it_is_read(app: FastAPI) -> No
     the body never sent (had the server read it, the answer would wait for it); a chunked
     body of unknown length gets a 411."""
     import socket
-    import threading
-    import time
 
-    import uvicorn
-    from conftest import free_port
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.05)
+    with _served(app) as port:
         for head, statuses in (
             (b"Content-Length: 300000000\r\nContent-Type: application/x-www-form-urlencoded",
              (413,)),
@@ -387,9 +379,46 @@ def test_a_huge_or_unsized_body_is_refused_before_it_is_read(app: FastAPI) -> No
                                  + b"\r\n\r\nname=x")  # fmt: skip
                     answer = sock.recv(200)
                 assert int(answer[9:12]) in statuses, (path, head, answer)
+
+
+@contextmanager
+def _served(app: FastAPI, **options: Any) -> Iterator[int]:
+    """``app`` under a real uvicorn on 127.0.0.1 (``options`` as `linkarchive serve` passes
+    them); its port."""
+    import threading
+    import time
+
+    import uvicorn
+    from conftest import free_port
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        yield port
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_cookies_are_secure_behind_a_tls_proxy_only_when_its_headers_are_trusted(
+    app: FastAPI, trusted: bool
+) -> None:
+    """`linkarchive serve --proxy-headers`: a proxy's X-Forwarded-Proto makes the session
+    and sign-in cookies Secure; without the flag, the header is ignored."""
+    import httpx
+
+    options = {"proxy_headers": trusted, "forwarded_allow_ips": "127.0.0.1" if trusted else None}
+    with _served(app, **options) as port:
+        page = httpx.get(f"http://127.0.0.1:{port}/login", headers={"X-Forwarded-Proto": "https"})
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith("linkarchive_login_csrf=")
+    assert ("secure" in cookie.lower()) is trusted
 
 
 def test_failed_sign_ins_are_limited_per_name_and_per_address(app: FastAPI) -> None:

@@ -174,13 +174,19 @@ def test_countries_page_matches_the_status_summary(site: dict[str, Any]) -> None
     assert "<title>Germany: 1 dead</title>" in chart.group(0)  # Hamburg's page is gone
 
 
-def test_citations_as_text(site: dict[str, Any]) -> None:
+def test_citations_as_text(site: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Citations name the archive at LINKARCHIVE_PUBLIC_URL, never at whatever ``Host``
+    a request claims (a forged one would end up in footnotes)."""
+    monkeypatch.setenv("LINKARCHIVE_PUBLIC_URL", "https://archive.example.org/")
     researcher = client_as(site["app"], "researcher")
     capture = site["capture"]
-    apa = researcher.get(f"/captures/{capture}/cite", params={"style": "apa"})
+    apa = researcher.get(
+        f"/captures/{capture}/cite", params={"style": "apa"}, headers={"Host": "evil.example"}
+    )
     assert apa.status_code == 200 and apa.headers["content-type"].startswith("text/plain")
     assert "Frauen in Weiß" in apa.text and site["url"] in apa.text
-    assert "http://testserver/archived/web/" in apa.text  # where this app serves the copy
+    assert "https://archive.example.org/archived/web/" in apa.text
+    assert "evil.example" not in apa.text and "testserver" not in apa.text
     bibtex = researcher.get(f"/captures/{capture}/cite", params={"style": "bibtex"})
     assert bibtex.text.lstrip().startswith("@")
     assert researcher.get(f"/captures/{capture}/cite", params={"style": "mla9"}).status_code == 400
@@ -189,7 +195,7 @@ def test_citations_as_text(site: dict[str, Any]) -> None:
 
 def test_unknown_and_malformed_ids_give_error_pages(site: dict[str, Any]) -> None:
     researcher = client_as(site["app"], "researcher")
-    for path, status in (("/links/99999999", 404), ("/links/abc", 422), ("/links/-1", 422)):
+    for path, status in (("/links/99999999", 404), ("/links/abc", 404), ("/links/-1", 404)):
         response = researcher.get(path)
         assert response.status_code == status, path
         assert '<p class="error">' in response.text and "Traceback" not in response.text

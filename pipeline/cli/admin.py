@@ -200,9 +200,25 @@ def users_token(ctx: click.Context, name: str) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--proxy-headers",
+    is_flag=True,
+    help="Behind a TLS proxy: trust its X-Forwarded-Proto/-For (session cookies become Secure).",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    help="The proxies whose forwarded headers are trusted (with --proxy-headers).",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve the web app (search, cite, retrieve, manage) until Ctrl-C."""
+def serve(
+    ctx: click.Context, host: str, port: int, proxy_headers: bool, forwarded_allow_ips: str
+) -> None:
+    """Serve the web app (search, cite, retrieve, manage) until Ctrl-C.
+
+    Citations name the archive at LINKARCHIVE_PUBLIC_URL (default http://127.0.0.1:8000):
+    set it to the address researchers use."""
     import ipaddress
 
     import uvicorn
@@ -213,14 +229,27 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    warnings = []
+    if not loopback and not proxy_headers:
+        warnings.append(f"listening on {host}, not loopback: put TLS in front of it "
+                        "(and use --proxy-headers)")  # fmt: skip
+    if not loopback and not os.environ.get("LINKARCHIVE_PUBLIC_URL"):
+        warnings.append("LINKARCHIVE_PUBLIC_URL is not set: citations will name "
+                        "http://127.0.0.1:8000")  # fmt: skip
+    for warning in warnings:
         Console(stderr=True).print(
-            f"linkarchive: warning: listening on {host}, not loopback: put TLS in front of it",
-            highlight=False, markup=False, soft_wrap=True,
-        )  # fmt: skip
+            f"linkarchive: warning: {warning}", highlight=False, markup=False, soft_wrap=True
+        )
     app = create_app(_home(ctx))
     say(f"Serving {_home(ctx).home} on http://{host}:{port}/  (Ctrl-C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips if proxy_headers else None,
+    )
 
 
 # --- output -----------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import secrets
 from collections import Counter
 from datetime import date, datetime
@@ -478,8 +477,8 @@ def citation_text(request: Request, capture_id: int, style: str) -> tuple[str, s
 
     if style not in STYLES:
         raise HTTPException(400, f"unknown citation style; choose one of {', '.join(STYLES)}")
-    # The configured public URL, else the one this request came in on.
-    base = public_url() if os.environ.get("LINKARCHIVE_PUBLIC_URL") else str(request.base_url)
+    # Never the request's Host: a forged one would end up in footnotes.
+    base = public_url()
     try:
         with session_scope(_db(request)) as session:
             facts = citation_facts(session, capture_id, base)
