@@ -192,12 +192,14 @@ def test_view_passes_are_checked(app: FastAPI, home: Path) -> None:
     frame = anonymous(app)
     assert frame.get(src).status_code == 200
     head, _, rest = src.removeprefix("/archived/web/").partition("/")
-    user_id, expires, mac = head.split(".")
+    user_id, expires, ref, mac = head.split(".")
     forged = [
-        f"{user_id}.{int(expires) + 1}.{mac}",
-        f"{int(user_id) + 1}.{expires}.{mac}",
-        f"{user_id}.{expires}.{mac[:-2]}",
-        f"{user_id}.1.{mac}",
+        f"{user_id}.{int(expires) + 1}.{ref}.{mac}",
+        f"{int(user_id) + 1}.{expires}.{ref}.{mac}",
+        f"{user_id}.{expires}.{int(ref) + 1}.{mac}",
+        f"{user_id}.{expires}.{ref}.{mac[:-2]}",
+        f"{user_id}.1.{ref}.{mac}",
+        f"{user_id}.{expires}.{mac}",
     ]
     for bad in forged:
         response = frame.get(f"/archived/web/{bad}/{rest}")
@@ -210,6 +212,19 @@ def test_view_passes_are_checked(app: FastAPI, home: Path) -> None:
     with session_scope(_db(home)) as session:
         user = session.scalar(select(User).where(User.name == viewer.user_name))
         session.delete(user)
+    assert frame.get(src).status_code == 403
+
+
+def test_a_view_pass_dies_with_the_web_session_it_was_minted_in(app: FastAPI, home: Path) -> None:
+    """Signing out ends the session's view passes at once (they used to live 12 hours)."""
+    from webkit import csrf_of, session_client
+
+    viewer = session_client(app, "researcher")
+    src = soup_of(viewer.get(f"/archived/{berlin(home).id}/")).find("img")["src"]
+    frame = anonymous(app)
+    assert frame.get(src).status_code == 200
+    signed_out = viewer.post("/logout", data={"csrf_token": csrf_of(viewer)})
+    assert signed_out.status_code == 303
     assert frame.get(src).status_code == 403
 
 

@@ -42,7 +42,8 @@ from starlette.concurrency import run_in_threadpool
 from archive import ContentDecodingError, decoded_payload
 from archive.signing import create_secret_file
 from pipeline.catalog import session_scope
-from pipeline.catalog.models import Capture, User
+from pipeline.catalog.importer import utcnow
+from pipeline.catalog.models import Capture, User, WebSession
 from pipeline.catalog.queries import QueryError, get_capture, payload_capture
 from pipeline.config import Paths
 from pipeline.crawlcontext import RENDERED_URNS
@@ -57,7 +58,7 @@ from pipeline.retrieval import (
     retrieve_payload,
 )
 from pipeline.users import allowed
-from pipeline.web.auth import form_data, require, verify_csrf
+from pipeline.web.auth import form_data, identify, require, verify_csrf
 from pipeline.web.params import Id
 from pipeline.web.rewrite import (
     archived_url,
@@ -129,35 +130,46 @@ def _secret_at(path: Path) -> bytes:
     return secret.encode()
 
 
-def _pass_mac(where: Paths, user: User, expires: int) -> str:
-    message = f"{user.id}.{expires}.{user.token_sha256}".encode()
+def _pass_mac(where: Paths, user: User, expires: int, session_ref: int) -> str:
+    message = f"{user.id}.{expires}.{session_ref}.{user.token_sha256}".encode()
     digest = hmac.new(_pass_secret(where), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def mint_pass(where: Paths, user: User) -> str:
-    """A view pass for ``user``: ``ID.EXPIRES.MAC`` (no '/', always a '.')."""
+def mint_pass(where: Paths, user: User, session_ref: int = 0) -> str:
+    """A view pass for ``user``: ``ID.EXPIRES.SESSION.MAC`` (no '/', always a '.'). Minted
+    in a web session (``session_ref``, its row id), it dies with that session (sign-out,
+    expiry); minted for a bearer token (0), with the token."""
     expires = int(time.time()) + PASS_LIFETIME
-    return f"{user.id}.{expires}.{_pass_mac(where, user, expires)}"
+    return f"{user.id}.{expires}.{session_ref}.{_pass_mac(where, user, expires, session_ref)}"
 
 
 def pass_user(where: Paths, token: str) -> User | None:
-    """The user of a valid, unexpired view pass who may still view; else None."""
-    user_id, _, rest = token.partition(".")
-    expires, _, mac = rest.partition(".")
-    if not (user_id.isdigit() and expires.isdigit() and mac) or int(expires) < time.time():
+    """The user of a valid, unexpired view pass who may still view, in a web session that
+    is still open; else None."""
+    parts = token.split(".")
+    if len(parts) != 4 or not all(part.isdigit() for part in parts[:3]) or not parts[3]:
+        return None
+    user_id, expires, session_ref = (int(part) for part in parts[:3])
+    if expires < time.time():
         return None
     with session_scope(where.database_url) as session:
-        user = session.get(User, int(user_id))
+        user = session.get(User, user_id)
         if user is None or not allowed(user.role, "view"):
             return None
-        if not hmac.compare_digest(mac, _pass_mac(where, user, int(expires))):
+        if not hmac.compare_digest(parts[3], _pass_mac(where, user, expires, session_ref)):
             return None
+        if session_ref:
+            web = session.get(WebSession, session_ref)
+            if web is None or web.user_id != user.id or web.expires_at <= utcnow():
+                return None
         return user
 
 
-def _prefix(where: Paths, user: User) -> str:
-    return f"{WEB_PREFIX}/{mint_pass(where, user)}"
+def _prefix(where: Paths, request: Request, user: User) -> str:
+    identity = identify(request)
+    ref = identity.session_ref if identity is not None and identity.user.id == user.id else 0
+    return f"{WEB_PREFIX}/{mint_pass(where, user, ref)}"
 
 
 # --------------------------------------------------------------------------- serving
@@ -303,7 +315,7 @@ def archived_web(request: Request, rest: str) -> Response:
         timestamp, _, remainder = remainder.partition("/")
     else:
         user = require("view")(request)
-        prefix, timestamp = _prefix(where, user), head
+        prefix, timestamp = _prefix(where, request, user), head
     moment = parse_timestamp(timestamp)
     url = _asked_url(request, remainder)
     if moment is None or not url.lower().startswith(("http://", "https://")):
@@ -324,7 +336,7 @@ def archived_capture(
     """The archived document of a capture, rewritten, with the archived CSP."""
     where = _where(request)
     try:
-        return _serve(where, capture_id, _prefix(where, user))
+        return _serve(where, capture_id, _prefix(where, request, user))
     except QueryError as exc:
         raise HTTPException(404, str(exc)) from exc
     except (RetrievalError, ContentDecodingError) as exc:

@@ -93,6 +93,7 @@ class Identity:
     user: User
     via: Literal["session", "bearer"]
     csrf_token: str = ""
+    session_ref: int = 0  # the web session's row (0 for bearer): view passes die with it
 
 
 def identify(request: Request) -> Identity | None:
@@ -108,7 +109,7 @@ def identify(request: Request) -> Identity | None:
         elif cookie := request.cookies.get(SESSION_COOKIE):
             found = session_user(session, cookie)
             if found is not None:
-                identity = Identity(found[0], "session", found[1].csrf_token)
+                identity = Identity(found[0], "session", found[1].csrf_token, found[1].id)
     request.state.identity = identity
     return identity
 
