@@ -15,6 +15,7 @@ shared catalog, run on ``linkarchive worker``s on other machines instead
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -46,6 +47,7 @@ from pipeline.catalog.runs import (
     finish_run,
     finish_unit,
     record_unreached,
+    reopen,
     start_run,
     unit_links,
     unit_of,
@@ -78,8 +80,23 @@ _INDEX_LOCK = threading.Lock()
 _UNITS_DONE: dict[int, threading.Event] = {}
 
 
+# Set by the CLI's Ctrl-C handler: running units stop their processes (within about two
+# seconds), queued ones do not start, and the run closes as "interrupted" (resumable).
+INTERRUPTED = threading.Event()
+STOP_GRACE = 2.0  # seconds a stopped crawl process gets to close its WARC file
+
+
 class UnitFailed(RuntimeError):
     """A crawl process exited without finishing its unit."""
+
+
+class UnitInterrupted(UnitFailed):
+    """The crawl was interrupted (Ctrl-C): the unit stopped, what it wrote is kept."""
+
+
+def _interrupted(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: an interrupted unit is not retried."""
+    return not INTERRUPTED.is_set()
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -126,6 +143,14 @@ def open_run(
         run_id = run.id
     run_folder(paths(home).ensure().jobs, run_id).mkdir(parents=True, exist_ok=True)
     return run_id, [len(unit) for unit in units]
+
+
+@task
+def reopen_run(run_id: int, home: str) -> tuple[int, list[int]]:
+    """An interrupted run, running again: its id and the number of links of each unit."""
+    with session_scope(paths(home).database_url) as session:
+        run = reopen(session, run_id)
+        return run.id, [len(unit.link_ids) for unit in units_of(session, run.id)]
 
 
 @task(retries=2, retry_delay_seconds=3)
@@ -199,7 +224,7 @@ def store_pass(home: str) -> None:
             _logger().warning("WARC store: %s", problem)
 
 
-@task(retries=2, retry_delay_seconds=3)
+@task(retries=2, retry_delay_seconds=3, retry_condition_fn=_interrupted)
 def crawl_unit(
     run_id: int,
     number: int,
@@ -211,18 +236,23 @@ def crawl_unit(
     """Crawl one unit of the run on this machine (see :func:`crawl_attempt`).
 
     A retry first indexes what the failed attempt archived, then crawls only the links
-    that got no outcome.
+    that got no outcome (so does a resumed run's unit).
     """
     from prefect.runtime import task_run
 
+    if INTERRUPTED.is_set():
+        raise UnitInterrupted(f"unit {number} not started: the crawl was interrupted")
     attempt = task_run.run_count or 1
     if attempt > 1:
         index_pass(home)
     owner = str(task_run.id)
     with session_scope(paths(home).database_url) as session:
         unit = unit_of(session, run_id, number)
+        if unit.status == "done":  # a resumed run's finished unit
+            return unit.result or {}
         claim_unit(session, unit, owner, socket.gethostname())
-        unit_id, links = unit.id, unit_links(session, unit, unreached=attempt > 1)
+        attempt = unit.attempts  # across resumes too: each attempt's files stay apart
+        unit_id, links = unit.id, unit_links(session, unit, unreached=True)
     result = crawl_attempt(run_id, number, attempt, links, home, timeout, mode, browser)
     with session_scope(paths(home).database_url) as session:
         finish_unit(session, unit_id, owner, "done", result)
@@ -271,14 +301,19 @@ def crawl_attempt(
     env = {**os.environ, "LINKARCHIVE_HOME": str(where.home)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with open(job["log_file"], "ab") as log:
+        # A session of its own: Ctrl-C at the terminal reaches the CLI only, which stops
+        # the unit; and a stop reaches Chromium and every other child of the crawl.
         proc = subprocess.Popen(
             [sys.executable, "-m", "spiders.run", str(job_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,
         )
         why = _supervise(proc, Path(job["progress_file"]), timeout, stop)
     result_file = job_path.with_suffix(".result.json")
+    if INTERRUPTED.is_set() and why:
+        raise UnitInterrupted(f"unit {number} {why}")
     if why or proc.returncode != 0 or not result_file.exists():
         why = why or f"exited with status {proc.returncode}"
         raise UnitFailed(f"unit {number} {why}; see {job['log_file']}")
@@ -316,11 +351,28 @@ def _supervise(
             why = f"made no progress for {STALL_SECONDS:.0f} s"
         elif stop is not None and stop.is_set():
             why = "was stopped: another attempt holds the unit now"
+        elif INTERRUPTED.is_set():
+            _stop_group(proc)  # gracefully first: the open WARC file gets closed
+            return "was interrupted"
         if why:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            _stop_group(proc, grace=0)
             return why
     return ""
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
+    """Stop a crawl process and everything it started (Chromium): SIGTERM, then SIGKILL
+    after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        if grace == 0 and sig == signal.SIGTERM:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @task(retries=2, retry_delay_seconds=1)
@@ -345,8 +397,16 @@ def index_during_crawl(run_id: int, home: str) -> dict[str, Any]:
 
 @task
 def close_run(run_id: int, failed_units: list[int], home: str) -> dict[str, Any]:
-    """Give failed units' unreached links an error outcome and store the run's totals."""
+    """Give failed units' unreached links an error outcome and store the run's totals.
+    An interrupted run keeps its unreached links without one: `crawl --resume` crawls them."""
     with session_scope(paths(home).database_url) as session:
+        if INTERRUPTED.is_set():
+            for unit in units_of(session, run_id):
+                if unit.status == "running":
+                    unit.status = "queued"
+            run = finish_run(session, run_id, 0)
+            run.status = "interrupted"
+            return _run_result(run)
         failed_links: list[int] = []
         for unit in units_of(session, run_id):
             if unit.number in failed_units:
@@ -357,17 +417,20 @@ def close_run(run_id: int, failed_units: list[int], home: str) -> dict[str, Any]
                 finish_unit(session, unit.id, None, "done")
         if failed_links:
             record_unreached(session, run_id, failed_links, "crawl unit failed")
-        run = finish_run(session, run_id, len(failed_units))
-        return {
-            "run_id": run.id,
-            "status": run.status,
-            "links_total": run.links_total,
-            "links_done": run.links_done,
-            "links_failed": run.links_failed,
-            "captures": run.captures,
-            "bytes_archived": run.bytes_archived,
-            "bytes_deduplicated": run.bytes_deduplicated,
-        }
+        return _run_result(finish_run(session, run_id, len(failed_units)))
+
+
+def _run_result(run: Any) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "status": run.status,
+        "links_total": run.links_total,
+        "links_done": run.links_done,
+        "links_failed": run.links_failed,
+        "captures": run.captures,
+        "bytes_archived": run.bytes_archived,
+        "bytes_deduplicated": run.bytes_deduplicated,
+    }
 
 
 @flow(name="linkarchive-crawl", task_runner=ThreadPoolTaskRunner(max_workers=PROCESSES + 1))
@@ -384,8 +447,10 @@ def crawl_flow(
     mode: str = "crawl",
     browser: str | None = None,
     pool: str | None = None,
+    resume: int | None = None,
 ) -> dict[str, Any]:
-    """Archive the selected links (all when nothing is selected) and record a crawl run.
+    """Archive the selected links (all when nothing is selected) and record a crawl run;
+    or, with ``resume``, finish that interrupted run: its units' links without an outcome.
 
     Links are split into crawl units of whole hosts (at most about ``unit_size`` links
     each). Without ``pool`` (or ``LINKARCHIVE_WORK_POOL``), ``PROCESSES`` units are
@@ -416,7 +481,10 @@ def crawl_flow(
         failed = run_units_on_pool(run_id, pool, home, mode, browser, unit_timeout)
         index_new_warcs(home)  # this machine's own files (the seed import's), into the store
         return close_run(run_id, failed, home)
-    run_id, units = open_run({**selection.as_dict(), "mode": mode}, unit_size, home)
+    if resume is not None:
+        run_id, units = reopen_run(resume, home)
+    else:
+        run_id, units = open_run({**selection.as_dict(), "mode": mode}, unit_size, home)
     done = _UNITS_DONE[run_id] = threading.Event()
     indexer = index_during_crawl.submit(run_id, home)
     futures = {

@@ -195,3 +195,27 @@ def active_units(session: Session) -> list[dict]:
         }
         for unit in rows
     ]
+
+
+class RunError(ValueError):
+    """A run that cannot be resumed (one line)."""
+
+
+def interrupted_run(session: Session, run_id: int | None = None) -> CrawlRun:
+    """An interrupted crawl run: ``run_id``, else the latest; :class:`RunError` if none."""
+    query = select(CrawlRun).where(CrawlRun.status == "interrupted")
+    if run_id:
+        query = query.where(CrawlRun.id == run_id)
+    run = session.scalars(query.order_by(CrawlRun.id.desc()).limit(1)).first()
+    if run is None:
+        which = f"run {run_id} was not" if run_id else "no crawl run was"
+        raise RunError(f"{which} interrupted: nothing to resume")
+    return run
+
+
+def reopen(session: Session, run_id: int | None = None) -> CrawlRun:
+    """An interrupted crawl run (see :func:`interrupted_run`), marked running again."""
+    run = interrupted_run(session, run_id)
+    run.status, run.finished_at = "running", None
+    session.flush()
+    return run

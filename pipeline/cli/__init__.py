@@ -40,6 +40,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from archive.timestamp import TimestampError
     from flows.deployments import ScheduleError
     from pipeline.catalog.queries import QueryError
+    from pipeline.catalog.runs import RunError
     from pipeline.custody import CustodyError
     from pipeline.evidence import EvidenceError
     from pipeline.netpolicy import PolicyError
@@ -50,6 +51,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         PolicyError,
         *EXPECTED_ERRORS,
         QueryError,
+        RunError,
         EvidenceError,
         RetrievalError,
         SigningError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +54,17 @@ def _require_pool_server(pool: str | None) -> None:
     "or $LINKARCHIVE_BROWSER), always (every page, with screenshots), never.",
 )
 @_POOL_OPTION
+@click.option(
+    "--resume",
+    "resume",
+    type=click.IntRange(0),
+    is_flag=False,
+    flag_value=0,
+    default=None,
+    metavar="[RUN]",
+    help="Finish an interrupted crawl run (the latest, or RUN): only its links without an "
+    "outcome are fetched.",
+)
 @click.pass_context
 def crawl(
     ctx: click.Context,
@@ -62,6 +74,7 @@ def crawl(
     source: str | None,
     browser: str | None,
     pool: str | None,
+    resume: int | None,
 ) -> None:
     """Archive the selected links (every link when nothing is selected).
 
@@ -70,6 +83,15 @@ def crawl(
     are rendered in Chromium through a recording proxy (see docs/WARC.md).
     """
     where = _home(ctx)
+    if resume is not None:
+        from pipeline.catalog.runs import interrupted_run
+
+        if country or city or kind or source or pool:
+            raise UserError("--resume finishes a run as it was selected: give no selection")
+        with session_scope(where.database_url) as session:
+            run_id = interrupted_run(session, resume or None).id
+        _run_crawl(where, resume=run_id, browser=browser)
+        return
     _require_pool_server(pool)
     _run_crawl(
         where, country=country, city=city, kind=kind, source=source, browser=browser, pool=pool
@@ -106,19 +128,30 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
         for optional in ("browser", "pool"):
             if not selection.get(optional):
                 selection.pop(optional, None)
-        if not import_source and not select_links(session, Selection(**check)):
+        fresh = not selection.get("resume") and not import_source  # a resumed run has its links
+        if fresh and not select_links(session, Selection(**check)):
             raise UserError("no links match the selection: import seeds first")
     _prefect_quiet()
     from flows.crawl import crawl_flow
 
     started = time.time()
-    with _progress(where, started, cluster=bool(selection.get("pool"))):
+    with (
+        _progress(where, started, cluster=bool(selection.get("pool"))),
+        _interruptible(local=not selection.get("pool")),
+    ):
         result = crawl_flow(
             source=import_source,
             from_source=selection.pop("from_source", import_source),
             home=str(where.home),
             **selection,
         )
+    if result["status"] == "interrupted":
+        say(
+            f"Crawl run {result['run_id']} interrupted: {result['links_done']} of "
+            f"{result['links_total']} links archived and indexed, {result['captures']} "
+            "captures. `linkarchive crawl --resume` finishes it without fetching them again."
+        )
+        raise click.exceptions.Exit(130)
     say(
         f"Crawl run {result['run_id']} {result['status']}: {result['links_done']} of "
         f"{result['links_total']} links, {result['captures']} captures, "
@@ -127,6 +160,32 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
         f"in {time.time() - started:.0f} s."
     )
     return result
+
+
+@contextmanager
+def _interruptible(local: bool) -> Iterator[None]:
+    """Ctrl-C stops a crawl on this machine within seconds: its processes are stopped
+    (their WARC files closed or recovered), what they wrote is indexed, and the run is
+    closed as interrupted. A second Ctrl-C leaves at once. (A cluster run's units go on
+    on their workers: there Ctrl-C only stops watching them.)"""
+    from flows.crawl import INTERRUPTED
+
+    INTERRUPTED.clear()
+    if not local:
+        yield
+        return
+
+    def stop(_signum: int, _frame: object) -> None:
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt
+        INTERRUPTED.set()
+        say("Stopping: closing WARC files and indexing what was archived (Ctrl-C again to leave).")
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _known_source(where: Paths, source: str) -> str | None:
