@@ -103,6 +103,8 @@ def _interrupted(task: Any, task_run: Any, state: Any) -> bool:
 def import_seeds(source: str, home: str) -> dict[str, Any]:
     """Import an index page or CSV into the catalog."""
     loaded = load_source(source)
+    for problem in loaded.problems:
+        get_run_logger().warning("seed import: skipped %s", problem)
     where = paths(home).ensure()
     with session_scope(where.database_url) as session:
         result = import_entries(session, loaded.location, loaded.entries, loaded.body)

@@ -93,6 +93,7 @@ class SeedSource:
     entries: list[SeedEntry]
     body: bytes
     content_type: str
+    problems: list[str] = field(default_factory=list)  # rows skipped, each naming its line
 
 
 # --- link kinds ---------------------------------------------------------------------------
@@ -467,11 +468,15 @@ def _normal_kind(kind: str) -> str:
     return re.sub(r"[\s\-]+", "_", kind.strip().lower())
 
 
-def parse_csv(text: str, gazetteer: Gazetteer | None = None) -> list[SeedEntry]:
+def parse_csv(
+    text: str, gazetteer: Gazetteer | None = None, problems: list[str] | None = None
+) -> list[SeedEntry]:
     """Entries of a CSV file with the header ``country,city,kind,label,url``.
 
     One row per link (a row without kind, label and url records a place with no link yet);
-    rows of the same place merge. A bad row raises SeedError naming its line.
+    rows of the same place merge. A bad row raises SeedError naming its line; given a
+    ``problems`` list, each bad row's error goes there instead and the row is skipped (a
+    file whose rows are all bad still raises, as does a bad header or CSV syntax).
     """
     gazetteer = gazetteer or default_gazetteer()
     resolver = _PlaceResolver(gazetteer)
@@ -492,15 +497,24 @@ def parse_csv(text: str, gazetteer: Gazetteer | None = None) -> list[SeedEntry]:
                         f"found {','.join(cell.strip() for cell in row)}"
                     )
                 continue
-            if len(row) != len(header):
-                raise SeedError(f"line {line}: expected {len(header)} fields, found {len(row)}")
-            values = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
-            resolved, links = _csv_row(values, line, resolver, gazetteer)
+            try:
+                if len(row) != len(header):
+                    raise SeedError(f"line {line}: expected {len(header)} fields, found {len(row)}")
+                values = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
+                resolved, links = _csv_row(values, line, resolver, gazetteer)
+            except SeedError as exc:
+                if problems is None:
+                    raise
+                problems.append(str(exc))
+                continue
             _add_entry(entries, seen, resolved, links)
     except csv.Error as exc:
         raise SeedError(f"line {reader.line_num}: malformed CSV ({exc})") from exc
     if header is None:
         raise SeedError(f"line 1: empty file, expected the header {','.join(CSV_COLUMNS)}")
+    if problems and not entries:
+        more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
+        raise SeedError(f"no valid row: {problems[0]}{more}")
     return list(entries.values())
 
 
@@ -579,7 +593,9 @@ def _load_url(url: str) -> SeedSource:
         raise SeedError(f"invalid URL {url!r}: no host name")
     body, content_type, charset, final_url = _fetch(url)
     if content_type in ("text/csv", "application/csv") or parts.path.lower().endswith(".csv"):
-        return SeedSource(url, parse_csv(_decode_csv(body, url, charset)), body, content_type)
+        problems: list[str] = []
+        entries = parse_csv(_decode_csv(body, url, charset), problems=problems)
+        return SeedSource(url, entries, body, content_type, problems)
     if "html" not in content_type and "xml" not in content_type and content_type != "text/plain":
         raise SeedError(f"{url}: expected an HTML page or a CSV file, got {content_type}")
     entries = _parse_soup(_soup(body, charset), final_url, None)
@@ -603,7 +619,9 @@ def _load_file(source: str) -> SeedSource:
     except OSError as exc:
         raise SeedError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if suffix == ".csv":
-        return SeedSource(str(path), parse_csv(_decode_csv(data, str(path))), data, "text/csv")
+        problems = []
+        entries = parse_csv(_decode_csv(data, str(path)), problems=problems)
+        return SeedSource(str(path), entries, data, "text/csv", problems)
     soup = _soup(data)
     # A saved page's relative links belong to the site it was saved from, not to the disk.
     entries = _parse_soup(soup, _canonical_url(soup) or path.as_uri(), None)

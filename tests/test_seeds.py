@@ -621,3 +621,44 @@ def test_unreachable_url() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(SeedError, match=rf"cannot reach http://127\.0\.0\.1:{port}/"):
         load_source(f"http://127.0.0.1:{port}/index.html")
+
+
+def test_a_csv_s_bad_rows_are_named_and_its_good_rows_imported(tmp_path: Path) -> None:
+    """`seeds import` of a CSV with bad rows: every bad row named with its line (not just
+    the first), every good row imported, exit status 1; all rows bad: nothing, exit 1."""
+    import subprocess
+    import sys
+
+    from sqlalchemy import select
+
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import Link
+    from pipeline.config import paths
+
+    text = (HEADER + "France,Paris,report,r,https://x.example/1\n"
+            "Atlantis,,report,r,https://x.example/2\n"
+            "France,Lyon,audio,r,https://x.example/3\n"
+            "Germany,Berlin,photo_gallery,Fotos,https://x.example/4\n"
+            "France,Paris,report\n"
+            "Germany,Munich,report,r,javascript:alert(1)\n")  # fmt: skip
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text(text)
+    home = tmp_path / "home"
+    linkarchive = str(Path(sys.executable).with_name("linkarchive"))
+    done = subprocess.run([linkarchive, "--home", str(home), "seeds", "import", str(seeds)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("skipped line")]
+    assert [line.split(":")[0] for line in skipped] == [
+        "skipped line 3", "skipped line 4", "skipped line 6", "skipped line 7"
+    ]  # fmt: skip
+    assert "4 rows skipped" in done.stdout and "Traceback" not in done.stderr
+    with session_scope(paths(home).database_url) as session:
+        urls = sorted(session.scalars(select(Link.url)))
+    assert urls == ["https://x.example/1", "https://x.example/4"]
+    seeds.write_text(HEADER + "Atlantis,,report,r,https://x.example/2\nMars,,report,r,x\n")
+    done = subprocess.run([linkarchive, "--home", str(home), "seeds", "import", str(seeds)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("linkarchive: error: no valid row: line 2: unknown country")
+    assert "(and 1 more bad rows)" in done.stderr

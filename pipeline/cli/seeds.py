@@ -24,7 +24,10 @@ def seeds() -> None:
 @click.argument("source", default=DEFAULT_SOURCE)
 @click.pass_context
 def seeds_import(ctx: click.Context, source: str) -> None:
-    """Import an index page (URL or .html file) or a .csv (country,city,kind,label,url)."""
+    """Import an index page (URL or .html file) or a .csv (country,city,kind,label,url).
+
+    A CSV's bad rows are skipped and each is named; the valid ones are imported (exit
+    status 1 when some were skipped)."""
     from pipeline.catalog.importer import import_entries
     from pipeline.seedarchive import archive_import
     from pipeline.seeds import load_source
@@ -40,6 +43,11 @@ def seeds_import(ctx: click.Context, source: str) -> None:
         f"{result.countries_added} new countries, {result.cities_added} new cities, "
         f"{result.links_added} new links ({result.links_total} links listed)."
     )
+    for problem in loaded.problems:
+        say(f"skipped {problem}")
+    if loaded.problems:
+        say(f"{len(loaded.problems)} rows skipped: correct them and import the file again.")
+        raise click.exceptions.Exit(1)
 
 
 @seeds.command("list")
