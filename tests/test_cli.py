@@ -273,3 +273,38 @@ def test_a_bad_crawl_setting_is_refused_before_any_crawl_starts(
     code, _, err = run(capsys, "crawl", "--country", "Austria")
     assert code != 0 and err.strip().startswith("linkarchive: error: ") and name in err
     assert not list((home / "jobs").glob("run*"))  # no crawl run was opened
+
+
+def test_a_read_only_data_home_answers_reads_and_refuses_writes_in_one_line(
+    crawled: dict[str, Any], tmp_path: Path
+) -> None:
+    """A data home on a read-only mount (an archive copy): status, search, show and seeds
+    list answer; crawl, check, get, seeds import and users add each say why in one line,
+    with no traceback before it."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(crawled["home"], copy)
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    bind = subprocess.run(["mount", "--bind", str(copy), str(mounted)], capture_output=True)
+    if bind.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {bind.stderr.decode().strip()}")
+    try:
+        ro = subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], capture_output=True)
+        assert ro.returncode == 0, ro.stderr
+        linkarchive = [str(Path(sys.executable).with_name("linkarchive")), "--home", str(mounted)]
+        for args in (["status"], ["search", "Berlin"], ["show", "1"], ["seeds", "list"]):
+            done = subprocess.run([*linkarchive, *args], capture_output=True, text=True)
+            assert done.returncode == 0, (args, done.stderr)
+        for args in (["crawl"], ["check", "--link", "1"], ["get", "1", "-o", str(tmp_path / "g")],
+                     ["seeds", "import", str(tmp_path / "x.csv")],
+                     ["users", "add", "zed", "--role", "researcher"]):  # fmt: skip
+            done = subprocess.run([*linkarchive, *args], capture_output=True, text=True)
+            assert done.returncode == 1, (args, done.stdout, done.stderr)
+            assert done.stderr.count("\n") == 1 and "read-only" in done.stderr, (args, done.stderr)
+            assert "Traceback" not in done.stdout + done.stderr
+    finally:
+        subprocess.run(["umount", str(mounted)], capture_output=True)

@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> i
     except Exception as exc:  # noqa: BLE001
         if isinstance(exc, _expected_errors()):
             return _fail(str(exc) or type(exc).__name__, 1)
+        if "readonly database" in str(exc) or "read-only" in str(getattr(exc, "orig", "")):
+            return _fail(
+                "the catalog is read-only: this command writes to it; the read-only "
+                "commands (status, search, show, seeds list) still work",
+                1,
+            )
         if os.environ.get("LINKARCHIVE_DEBUG"):
             raise
         return _fail(

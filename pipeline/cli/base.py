@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Iterable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -40,6 +41,16 @@ class UserError(Exception):
 
 def _home(ctx: click.Context) -> Paths:
     return paths(ctx.obj.get("home")).ensure()
+
+
+def _writable(where: Paths, why: str) -> None:
+    """One line, before any work, when a command that writes meets a read-only data home
+    (a read-only mount, an archive copy): the read-only commands still work on it."""
+    database = where.database_url
+    catalog = Path(database.removeprefix("sqlite:///")) if database.startswith("sqlite:") else None
+    for path in (where.home, where.warcs, catalog):
+        if path is not None and path.exists() and not os.access(path, os.W_OK):
+            raise UserError(f"{path} is read-only: {why}; the read-only commands still work")
 
 
 def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:

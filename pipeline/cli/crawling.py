@@ -19,6 +19,7 @@ from pipeline.cli.base import (
     UserError,
     _home,
     _prefect_quiet,
+    _writable,
     cli,
     console,
     say,
@@ -105,6 +106,7 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
     from pipeline.seeds import load_source
     from pipeline.storage import configured_storage
 
+    _writable(where, "a crawl writes WARC files and the catalog")
     # Settings the crawl's processes would otherwise fail on, one unit at a time.
     mode = os.environ.get("LINKARCHIVE_BROWSER", "auto")
     if not selection.get("browser") and mode not in ("auto", "always", "never"):
@@ -285,6 +287,7 @@ def check(
     from pipeline.catalog.queries import Selection, select_links
 
     where = _home(ctx)
+    _writable(where, "a check writes WARC files and the catalog")
     _require_pool_server(pool)
     selection = Selection(country=country, city=city, kind=kind, link_ids=link_ids or None)
     with session_scope(where.database_url) as session:

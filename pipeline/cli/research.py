@@ -23,6 +23,7 @@ from pipeline.cli.base import (
     _home,
     _parse_date,
     _table,
+    _writable,
     cli,
     console,
     say,
@@ -259,8 +260,10 @@ def get(
     from pipeline.custody import current_actor
     from pipeline.retrieval import retrieve_payload
 
+    where = _home(ctx)
+    _writable(where, "`get` records each retrieval in the capture's custody ledger")
     got = retrieve_payload(
-        _home(ctx),
+        where,
         capture_id,
         actor=requested_by or current_actor(),
         reason=reason,

@@ -8,6 +8,7 @@ from pipeline.catalog import session_scope
 from pipeline.cli.base import (
     _emit,
     _home,
+    _writable,
     cli,
     console,
     say,
@@ -33,6 +34,7 @@ def seeds_import(ctx: click.Context, source: str) -> None:
     from pipeline.seeds import load_source
 
     where = _home(ctx)
+    _writable(where, "an import writes the catalog and archives its source")
     with console.status(f"Reading {source}"):
         loaded = load_source(source)
     with session_scope(where.database_url) as session:
