@@ -49,6 +49,9 @@ from pipeline.seeds import LINK_KINDS
 
 KINDS = ("seeds", "crawl", "check", "schedule-add", "schedule-remove")
 EXCLUSIVE = ("crawl", "check")  # at most one of these runs at a time
+# Jobs of any other kind running at once (each is a Python process of ~50-100 MB): the
+# rest are refused with JobBusy until one ends.
+MAX_OTHER_JOBS = int(os.environ.get("LINKARCHIVE_MAX_JOBS", 4))
 SEED_SUFFIXES = (".html", ".htm", ".csv")
 STATES = ("running", "succeeded", "failed", "cancelled", "lost")
 SCHEDULE_LIST_TIMEOUT = 60.0
@@ -269,6 +272,14 @@ def start_job(where: Paths, user: str, kind: str, argv: list[str]) -> Job:
                         f"a {job.kind} is already running (job {job.id}, started by {job.user});"
                         " wait for it to finish"
                     )
+        else:
+            running = [j for j in _list_jobs(where, 0) if j.kind not in EXCLUSIVE
+                       and j.state == "running"]  # fmt: skip
+            if len(running) >= MAX_OTHER_JOBS:
+                raise JobBusy(
+                    f"{len(running)} jobs are already running (at most {MAX_OTHER_JOBS}); "
+                    "wait for one to finish"
+                )
         now = datetime.now(UTC)
         job = Job(
             id=f"{now:%Y%m%d-%H%M%S%f}-{secrets.token_hex(2)}",

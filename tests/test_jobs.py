@@ -18,7 +18,7 @@ from pipeline import jobs
 from pipeline.catalog import session_scope
 from pipeline.catalog.queries import Selection, select_links
 from pipeline.config import Paths, paths
-from pipeline.jobs import JobError
+from pipeline.jobs import JobBusy, JobError
 
 WAIT = 180.0  # generous: a job is a fresh Python process importing the whole pipeline
 
@@ -274,3 +274,20 @@ def test_a_crawl_job_logs_its_progress_per_page(where: Paths, world: Any) -> Non
         r"progress: \d+/\d+ pages, [\d.]+/s, \d+ requests, [\d.]+ MB, \d+ failed", progress[-1]
     )
     assert "Crawl run" in done.log_tail
+
+
+def test_other_jobs_are_capped_too(
+    where: Paths, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty seed imports at once took 1 GB: past LINKARCHIVE_MAX_JOBS running, the next
+    is refused in one line until one ends."""
+    monkeypatch.setattr(jobs, "MAX_OTHER_JOBS", 2)
+    started = [jobs.start_seed_import(where, "ann", world.index_url) for _ in range(2)]
+    try:
+        with pytest.raises(JobBusy, match=r"2 jobs are already running \(at most 2\)"):
+            jobs.start_seed_import(where, "bob", world.index_url)
+    finally:
+        for job in started:
+            wait_until_done(where, job.id)
+    later = jobs.start_seed_import(where, "bob", world.index_url)  # a slot is free again
+    assert wait_until_done(where, later.id).state == "succeeded"
