@@ -61,6 +61,8 @@ class TruncatedWarcError(Exception):
     """
 
     def __init__(self, path: Path, offset: int, reason: str) -> None:
+        # warcio quotes the undecodable bytes it met ("first line: [...]"): not for a reader.
+        reason = reason.split(", first line:")[0].encode("ascii", "replace").decode()[:200]
         super().__init__(f"{path}: incomplete or unreadable record at offset {offset}: {reason}")
         self.path = path
         self.offset = offset

@@ -114,7 +114,14 @@ def read_stored(session: Session, where: Paths, capture: Capture) -> tuple[Captu
         if stored is None:
             raise
         return holder, stored
-    return holder, read_record(warc, holder.warc_offset)
+    try:
+        return holder, read_record(warc, holder.warc_offset)
+    except (TruncatedWarcError, OSError, ValueError) as exc:
+        raise RetrievalError(
+            f"capture {capture.id}: its record in {holder.warc_file} at offset "
+            f"{holder.warc_offset} cannot be read: the file is damaged or was altered "
+            f"(check it with `warcio check {warc}`)"
+        ) from exc
 
 
 @dataclass

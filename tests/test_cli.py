@@ -308,3 +308,46 @@ def test_a_read_only_data_home_answers_reads_and_refuses_writes_in_one_line(
             assert "Traceback" not in done.stdout + done.stderr
     finally:
         subprocess.run(["umount", str(mounted)], capture_output=True)
+
+
+def test_a_damaged_warc_file_gives_one_clear_line(
+    crawled: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes flipped in an archived file: `get` and `evidence export` of a capture in it
+    name the file, the offset and what to run, in one line; nothing raw is printed."""
+    import shutil
+
+    from sqlalchemy import select
+
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import Capture, Link, WarcFile
+    from pipeline.config import paths
+
+    home = tmp_path / "home"
+    shutil.copytree(crawled["home"], home)
+    where = paths(home)
+    with session_scope(where.database_url) as session:
+        for warc in session.scalars(select(WarcFile)):  # this copy's files
+            warc.path = str(where.warcs.resolve() / warc.name)
+        capture = session.scalars(
+            select(Capture).join(Link, Link.last_capture_id == Capture.id)
+            .where(Capture.record_type == "response")
+        ).first()  # fmt: skip
+        assert capture is not None
+        capture_id, link_id, name = capture.id, capture.link_id, capture.warc_file
+        offset = capture.warc_offset
+    damaged = where.warcs / name
+    data = bytearray(damaged.read_bytes())
+    for i in range(offset + 20, offset + 400, 7):
+        data[i] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    assert main(["--home", str(home), "get", str(capture_id), "-o", str(tmp_path / "g")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"at offset {offset} cannot be read" in err
+    assert "warcio check" in err and "\\x" not in err
+    package = str(tmp_path / "e.wacz")
+    assert main(["--home", str(home), "evidence", "export", str(link_id), "--reason", "t",
+                 "-o", package]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and name in err and "unreadable record" in err
+    assert "\\x" not in err and "unexpected" not in err

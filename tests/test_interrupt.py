@@ -1,5 +1,6 @@
-"""Ctrl-C during `linkarchive crawl`, and `crawl --resume`: a real CLI process, a slow
-site of two hosts on 127.0.0.2-3, SIGINT as a terminal sends it."""
+"""Interrupted and concurrent crawls on one data home: Ctrl-C during `linkarchive crawl`
+(SIGINT as a terminal sends it) and `crawl --resume`; two crawls at once. Real CLI
+processes and a slow synthetic site on 127.0.0.2 and up."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 from bench.cluster import descendants
 from bench.site import Site
 from pipeline.catalog import session_scope
-from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link
+from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link, WarcFile
 from pipeline.config import paths
 
 LINKARCHIVE = str(Path(sys.executable).with_name("linkarchive"))
@@ -109,3 +110,46 @@ def _crawl_processes(home: Path) -> list[int]:
             if b"spiders.run" in command and str(home).encode() in command:
                 found.append(int(entry.name))
     return found
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+def test_two_crawls_at_once_on_one_data_home_are_safe(tmp_path: Path) -> None:
+    """Two `linkarchive crawl`s of different cities started together on one data home:
+    both finish, each link gets one outcome in its own run, every WARC file is indexed
+    once and none is left open."""
+    with Site(hosts=4, pages=24, latency_ms=100) as site:
+        env = {**os.environ, "LINKARCHIVE_ALLOWED_HOSTS": ",".join(site.addresses)}
+        home = tmp_path / "home"
+        seeds = tmp_path / "seeds.csv"
+        seeds.write_text("country,city,kind,label,url\n" + "".join(
+            f"Germany,{'Berlin' if i % 2 else 'Munich'},report,R{i},{url}\n"
+            for i, url in enumerate(site.urls)))  # fmt: skip
+        command = [LINKARCHIVE, "--home", str(home)]
+        subprocess.run([*command, "seeds", "import", str(seeds)], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        crawls = [
+            subprocess.Popen(
+                [*command, "crawl", "--city", city],
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            for city in ("Berlin", "Munich")
+        ]
+        outputs = [crawl.communicate(timeout=300)[0] for crawl in crawls]
+        assert [crawl.returncode for crawl in crawls] == [0, 0], outputs
+    database = paths(home).database_url
+    with session_scope(database) as session:
+        runs = session.scalars(select(CrawlRun).order_by(CrawlRun.id)).all()
+        assert [run.status for run in runs] == ["finished", "finished"]
+        assert sum(run.links_done for run in runs) == len(site.urls)
+        per_link = session.execute(
+            select(CrawlOutcome.link_id, func.count()).group_by(CrawlOutcome.link_id)
+        ).all()
+        assert len(per_link) == len(site.urls) and {count for _, count in per_link} == {1}
+        indexed = session.scalars(select(WarcFile.name)).all()
+    on_disk = sorted(p.name for p in paths(home).warcs.glob("*.warc.gz"))
+    assert sorted(indexed) == on_disk and len(set(indexed)) == len(indexed)
+    assert not list(paths(home).warcs.glob("*.open"))

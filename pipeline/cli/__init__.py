@@ -36,6 +36,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
+    from archive import TruncatedWarcError
     from archive.signing import SigningError
     from archive.timestamp import TimestampError
     from flows.deployments import ScheduleError
@@ -56,6 +57,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         RetrievalError,
         SigningError,
         TimestampError,
+        TruncatedWarcError,
         CustodyError,
     )
 
