@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,18 +26,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from bench.seaweed import weed_binary, weed_s3
+from bench.seaweed import s3_client, weed_binary, weed_s3
+from bench.site import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 BUCKET = "warcs"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parent_of(pid: int) -> int:
@@ -194,8 +187,6 @@ class Cluster:
         return f"http://127.0.0.1:{port}/api"
 
     def _s3(self) -> str:
-        import boto3
-
         if weed_binary() and os.environ.get("LINKARCHIVE_CLUSTER_S3") != "moto":
             endpoint = self._stack.enter_context(weed_s3(self.root / "weed"))
         else:
@@ -205,13 +196,7 @@ class Cluster:
             )
             endpoint = f"http://127.0.0.1:{port}"
             _wait_for(endpoint, proc, self.root / "s3.log", 90)
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="linkarchive",
-            aws_secret_access_key="linkarchive",
-            region_name="us-east-1",
-        )
+        client = s3_client(endpoint)
         deadline = time.monotonic() + 60
         while True:  # the gateway may answer before its volume servers are ready
             try:

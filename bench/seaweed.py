@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 GRPC_OFFSET = 10000  # weed's rule: a service's gRPC port is its HTTP port + 10000
 
@@ -139,3 +140,16 @@ def weed_s3(tmp_dir: Path, timeout: float = 60.0) -> Iterator[str]:
         }
         for name, port in sockets.items():
             Path(f"/tmp/seaweedfs-{name}-{port}.sock").unlink(missing_ok=True)
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 client for a test S3 endpoint (any key is accepted there)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="linkarchive",
+        aws_secret_access_key="linkarchive",
+        region_name="us-east-1",
+    )

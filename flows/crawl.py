@@ -363,18 +363,17 @@ def _supervise(
 
 
 def _stop_group(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
-    """Stop a crawl process and everything it started (Chromium): SIGTERM, then SIGKILL
-    after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
-        if grace == 0 and sig == signal.SIGTERM:
-            continue
+    """Stop a crawl process and everything it started (Chromium): SIGTERM (so its open
+    WARC file gets closed), then SIGKILL after ``grace`` seconds; SIGKILL at once for 0."""
+    if grace:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(wait)
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
             return
-        except subprocess.TimeoutExpired:
-            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 @task(retries=2, retry_delay_seconds=1)

@@ -163,15 +163,9 @@ def test_two_workers_share_runs_and_no_host_is_crawled_by_two_at_once(
 
 
 def _fetch_store(cluster: Cluster, target: Path) -> None:
-    import boto3
+    from bench.seaweed import s3_client
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=cluster.env["LINKARCHIVE_S3_ENDPOINT"],
-        aws_access_key_id="linkarchive",
-        aws_secret_access_key="linkarchive",
-        region_name="us-east-1",
-    )
+    client = s3_client(cluster.env["LINKARCHIVE_S3_ENDPOINT"])
     pages = client.get_paginator("list_objects_v2").paginate(Bucket="warcs", Prefix="cluster/")
     for page in pages:
         for item in page.get("Contents", []):

