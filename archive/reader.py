@@ -183,7 +183,15 @@ def _stored(rec: ArcWarcRecord, block: bytes) -> StoredRecord:
     return stored
 
 
-def _incomplete(rec: ArcWarcRecord, block: bytes, it: ArchiveIterator) -> str | None:
+class _QuietIterator(ArchiveIterator):
+    """warcio's iterator without its multi-line stderr warning about a record not
+    followed by a newline: a damaged record is reported once, by us, as
+    TruncatedWarcError (the user sees one line, not warcio's raw bytes)."""
+
+    INC_RECORD = ""
+
+
+def _incomplete(rec: ArcWarcRecord, block: bytes, it: _QuietIterator) -> str | None:
     """Why the record just read is incomplete, or None if it is complete."""
     declared = rec.rec_headers.get_header("Content-Length")
     if declared is None or not declared.strip().isdigit():
@@ -230,7 +238,7 @@ def read_member(fh: BinaryIO, where: Path | str, offset: int) -> StoredRecord:
     """The record whose gzip member starts at ``fh``'s position: a file positioned at
     ``offset``, or the bytes of one member read by range from a store. ``where`` and
     ``offset`` name it in errors."""
-    it = ArchiveIterator(fh, no_record_parse=True)
+    it = _QuietIterator(fh, no_record_parse=True)
     try:
         rec = next(it)
         block = rec.raw_stream.read()
@@ -265,7 +273,7 @@ def iter_records(
     end = 0
     reason: str | None = None
     with open(real, "rb") as fh:
-        it = ArchiveIterator(fh, no_record_parse=True)
+        it = _QuietIterator(fh, no_record_parse=True)
         while True:
             try:
                 rec = next(it)

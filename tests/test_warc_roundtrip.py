@@ -508,6 +508,28 @@ def test_reads_other_tools_uncompressed_warcs_with_record_separators(tmp_path: P
     assert all(verify_record(record) == [] for _, record in records)
 
 
+def test_a_lying_content_length_is_one_error_not_warcio_output(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A record whose Content-Length is short (another tool's bug or a flipped byte):
+    reading stops with TruncatedWarcError, and warcio's multi-line warning with the
+    raw bytes never reaches the terminal."""
+    from archive import TruncatedWarcError
+
+    block = b"<html>" + b"x" * 40 + b"</html>"
+    head = (
+        "WARC/1.1\r\nWARC-Type: resource\r\nWARC-Record-ID: " + uid(1) + "\r\n"
+        "WARC-Target-URI: " + URL + "\r\nWARC-Date: 2024-05-01T12:00:00Z\r\n"
+        "Content-Type: text/html\r\nContent-Length: " + str(len(block) - 5) + "\r\n\r\n"
+    ).encode()
+    path = tmp_path / "lying.warc"
+    path.write_bytes(head + block + b"\r\n\r\n" + head + block + b"\r\n\r\n")
+    with pytest.raises(TruncatedWarcError):
+        list(iter_records(path))
+    out, err = capfd.readouterr()
+    assert "Remainder" not in err + out and "WARNING" not in err + out
+
+
 WIRE_RESPONSE = (
     b"HTTP/1.1 200 Everything Is Fine\r\n"
     b"content-TYPE: text/html; charset=utf-8\r\n"
