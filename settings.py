@@ -63,6 +63,9 @@ LINKARCHIVE_ARCHIVE_MAXSIZE = _env_int("ARCHIVE_MAXSIZE", _env_int("DOWNLOAD_MAX
 LINKARCHIVE_PARSE_MAXSIZE = _env_int("PARSE_MAXSIZE", 4 << 20)
 # Scrapy's own limit cancels a download and archives nothing: off, the archive limit cuts.
 DOWNLOAD_MAXSIZE = 0
+# A body cut short by the server is returned (flag "dataloss"), archived as far as it came
+# with WARC-Truncated: disconnect, and retried (spiders.middlewares.DataLossRetryMiddleware).
+DOWNLOAD_FAIL_ON_DATALOSS = False
 DOWNLOAD_WARNSIZE = 64 * 1024 * 1024
 RETRY_ENABLED = True
 RETRY_TIMES = _env_int("RETRY_TIMES", 3)
@@ -101,6 +104,8 @@ DOWNLOADER_MIDDLEWARES = {
     # Above the decompression (590) and RedirectMiddleware (600): sees every
     # response, redirects and errors included, with the wire bytes of each attempt.
     "spiders.middlewares.WarcCaptureMiddleware": 950,
+    # A response the server broke off is archived as far as it came, then retried.
+    "spiders.middlewares.DataLossRetryMiddleware": 560,
     # Not used, and each costs every request: no allowed_domains (the allowlist is ours),
     # no proxies (wire capture does not go through them; a proxy from the environment
     # would silently turn records into reconstructions).
@@ -149,6 +154,10 @@ LINKARCHIVE_ALLOWED_HOSTS = [h for h in _env("ALLOWED_HOSTS", "").split(",") if 
 # Loopback, private, link-local and other non-public addresses are never fetched, except
 # these (comma-separated addresses, CIDR ranges or host names; pipeline/netpolicy.py).
 LINKARCHIVE_ALLOW_ADDRESSES = _env("ALLOW_ADDRESSES", "")
+# HTTPS certificates are verified; these sites (comma-separated host or host:port, or *)
+# are archived although theirs does not verify (pipeline/netpolicy.py, TlsPolicy).
+LINKARCHIVE_UNTRUSTED_TLS = _env("UNTRUSTED_TLS", "")
+DOWNLOAD_VERIFY_CERTIFICATES = True
 # Checks every address a host name resolves to, and connects only to the one it checked.
 TWISTED_DNS_RESOLVER = "spiders.netguard.GuardedResolver"
 # Follow a photo gallery's pagination at most this many pages deep.

@@ -657,7 +657,8 @@ def _meaningful_redirect(original_url: str, final_url: str | None, body: bytes |
 # --------------------------------------------------------------------------- classification
 
 _DEAD_ERRORS = re.compile(
-    r"dnslookuperror|connectionrefused|refused|name or service not known|nodename nor servname|"
+    r"dnslookuperror|host name not found|connectionrefused|refused|name or service not known|"
+    r"nodename nor servname|"
     r"no address associated|getaddrinfo failed|nxdomain|temporary failure in name resolution",
     re.I,
 )

@@ -167,3 +167,52 @@ def urlopen(
         urllib.request.ProxyHandler({}), PlainHandler(), SecureHandler()
     )
     return opener.open(request, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------- TLS
+
+UNTRUSTED_TLS_SETTING = "LINKARCHIVE_UNTRUSTED_TLS"
+
+
+@dataclass(frozen=True)
+class TlsPolicy:
+    """Which HTTPS sites are archived although their certificate does not verify.
+
+    Every HTTPS fetch verifies the site's certificate against the system's trust store:
+    a verified chain is part of the provenance of what was archived (the bytes came from
+    the named host). A site with a self-signed, expired or mismatched certificate is
+    refused and the link's error says why, unless the operator lists it in
+    ``LINKARCHIVE_UNTRUSTED_TLS``: comma-separated host names or ``host:port``, or ``*``
+    for every site.
+    """
+
+    hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, value: str) -> TlsPolicy:
+        return cls(frozenset(p.strip().lower().rstrip(".") for p in value.split(",") if p.strip()))
+
+    def verifies(self, host: str, port: int) -> bool:
+        """False if the certificate of ``host:port`` is not to be checked."""
+        host = host.lower().rstrip(".").strip("[]")
+        return not ({"*", host, f"{host}:{port}"} & self.hosts)
+
+
+def tls_policy(value: str | None = None) -> TlsPolicy:
+    """The policy of ``value``, else of ``LINKARCHIVE_UNTRUSTED_TLS``."""
+    return TlsPolicy.parse(os.environ.get(UNTRUSTED_TLS_SETTING, "") if value is None else value)
+
+
+def untrusted_reason(error: BaseException | str) -> str | None:
+    """A one-line reason if ``error`` is a refused certificate, else None."""
+    text = str(error)
+    lowered = text.lower()
+    if "certificate verify failed" not in lowered and "certificate_verify_failed" not in lowered:
+        return None
+    markers = ("self-signed certificate", "self signed certificate", "certificate has expired",
+               "hostname mismatch", "unable to get local issuer certificate")  # fmt: skip
+    detail = next((marker for marker in markers if marker in lowered), "")
+    return (
+        f"TLS certificate not trusted{': ' + detail if detail else ''}"
+        f" (to archive it anyway, add the host to {UNTRUSTED_TLS_SETTING})"
+    )

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import scrapy
 from scrapy import signals
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import CannotResolveHostError, NotConfigured
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError
@@ -35,6 +35,8 @@ from pipeline.walls import signals as page_signals
 from spiders.browser.proxy import Exchange
 from spiders.browser.service import MODES, BrowserCapture, BrowserService
 from spiders.browser.video import VideoFetcher, VideoResult
+from spiders.failures import describe
+from spiders.wire import TRUNCATED_FLAG
 
 # Page requests hand every final status to the callback (a 404 is an outcome to record),
 # except redirects, which RedirectMiddleware must still follow.
@@ -72,12 +74,15 @@ def _outcome(
         state = "dead"
     else:
         state = "error"
-    return {
-        "status": state,
-        "http_status": status,
-        "final_url": response.url,
-        "error": wall or (None if 200 <= status < 300 else f"HTTP {status}"),
-    }
+    error = wall or (None if 200 <= status < 300 else f"HTTP {status}")
+    if "dataloss" in response.flags:
+        state = "error"
+        error = ("the server broke off the response; the part received is archived "
+                 "(WARC-Truncated: disconnect)")  # fmt: skip
+    elif TRUNCATED_FLAG in response.flags and error is None:
+        error = ("archived up to LINKARCHIVE_ARCHIVE_MAXSIZE only: the response is longer "
+                 "(WARC-Truncated: length)")  # fmt: skip
+    return {"status": state, "http_status": status, "final_url": response.url, "error": error}
 
 
 def _browser_outcome(link: dict[str, Any], capture: BrowserCapture) -> dict[str, Any]:
@@ -395,13 +400,13 @@ class LinkSpider(scrapy.Spider):
             error = f"HTTP {response.status}"
             chain = response.meta.get("la_records", [])
         else:
-            error = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+            error = describe(failure.value, request)
             chain = request.meta.get("la_records", [])
         base = {"url": request.url, "chain": chain, "error": error}
         if role in ("page", "gallery_page"):
             item = {**base, "link": link, "role": role}
             if role == "page":
-                dead = failure.check(DNSLookupError) is not None
+                dead = failure.check(DNSLookupError, CannotResolveHostError) is not None
                 item["outcome"] = {
                     "status": "dead" if dead else "error",
                     "http_status": None,

@@ -6,6 +6,7 @@ from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares import cookies
 from scrapy.downloadermiddlewares.cookies import CookiesMiddleware
+from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
@@ -75,3 +76,31 @@ class WarcCaptureMiddleware:
         # A new list: redirect and retry requests share meta by shallow copy.
         request.meta["la_records"] = [*request.meta.get("la_records", ()), record]
         return response
+
+
+class DataLossRetryMiddleware:
+    """Retry a response the server broke off (flag ``dataloss``), as RetryMiddleware
+    retries a failed download.
+
+    DOWNLOAD_FAIL_ON_DATALOSS is off so that what such a response brought is archived
+    (``WARC-Truncated: disconnect``, by WarcCaptureMiddleware above) instead of thrown
+    away; this middleware keeps the retry that the failure would have had. The last
+    attempt's cut response is what the spider sees, and its outcome says so.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DataLossRetryMiddleware:
+        if not crawler.settings.getbool("RETRY_ENABLED"):
+            raise NotConfigured
+        return cls(crawler)
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        if "dataloss" not in response.flags or request.meta.get("dont_retry"):
+            return response
+        retry = get_retry_request(
+            request, spider=self.crawler.spider, reason="dataloss", stats_base_key="retry"
+        )
+        return retry or response

@@ -25,9 +25,10 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IResolverSimple
+from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-from pipeline.netpolicy import AddressPolicy, AddressRefused, address_policy
+from pipeline.netpolicy import AddressPolicy, AddressRefused, TlsPolicy, address_policy
 
 
 def _policy(settings: Any) -> AddressPolicy:
@@ -85,4 +86,30 @@ class AddressPolicyMiddleware:
         self.policy.check_ip(host, host)
 
 
-__all__ = ["AddressPolicyMiddleware", "AddressRefused", "GuardedResolver"]
+@implementer(IPolicyForHTTPS)
+class TlsPolicyContextFactory:
+    """Scrapy's TLS context factory: with DOWNLOAD_VERIFY_CERTIFICATES (settings.py turns
+    it on) each site's certificate is verified, unless the TLS policy
+    (``LINKARCHIVE_UNTRUSTED_TLS``) lists the site. A refused certificate fails the
+    download; the spider's error says why."""
+
+    def __init__(self, factory: Any, policy: TlsPolicy) -> None:
+        self.factory, self.policy = factory, policy
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:  # noqa: N802 (Twisted's)
+        # Scrapy's factory reads this flag per call; Twisted calls from one thread.
+        saved = self.factory._verify_certificates
+        verify = saved and self.policy.verifies(hostname.decode("ascii"), port)
+        self.factory._verify_certificates = verify
+        try:
+            return self.factory.creatorForNetloc(hostname, port)
+        finally:
+            self.factory._verify_certificates = saved
+
+
+__all__ = [
+    "AddressPolicyMiddleware",
+    "AddressRefused",
+    "GuardedResolver",
+    "TlsPolicyContextFactory",
+]

@@ -97,6 +97,9 @@ from twisted.web._newclient import BODY
 from twisted.web.http import _IdentityTransferDecoder
 from twisted.web.iweb import UNKNOWN_LENGTH
 
+from pipeline.netpolicy import tls_policy
+from spiders.netguard import TlsPolicyContextFactory
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
@@ -658,6 +661,9 @@ class WireCaptureDownloadHandler(HTTP11DownloadHandler):
         self._pool._factory = _WireHTTP11ClientFactory
         self._proxy_warned = False
         settings = crawler.settings
+        self._contextFactory = TlsPolicyContextFactory(
+            self._contextFactory, tls_policy(settings.get("LINKARCHIVE_UNTRUSTED_TLS") or "")
+        )
         self._archive_limit = settings.getint("LINKARCHIVE_ARCHIVE_MAXSIZE", 0)
         self._keep = settings.getint("LINKARCHIVE_PARSE_MAXSIZE", DEFAULT_PARSE_MAXSIZE)
         self._spool_dir: str | None = settings.get("LINKARCHIVE_WARC_DIR") or None

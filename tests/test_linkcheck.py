@@ -350,6 +350,8 @@ def test_captcha_page_is_blocked() -> None:
         ("twisted.internet.error.DNSLookupError: DNS lookup failed: no results", "dead"),
         ("ConnectionRefusedError: Connection was refused by other side: 111", "dead"),
         ("[Errno -2] Name or service not known", "dead"),
+        ("host name not found (DNS): example.invalid", "dead"),
+        ("connection refused by 192.0.2.1:443", "dead"),
         ("twisted.internet.error.TimeoutError: User timeout caused connection failure", "error"),
         ("ReadTimeout: timed out", "error"),
         ("SSL routines: certificate verify failed", "error"),

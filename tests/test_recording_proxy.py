@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 from wireserver import ServedExchange, WireServer, self_signed_tls
 
+from pipeline.netpolicy import TlsPolicy
 from spiders.browser.proxy import RecordingProxy
 from spiders.wire import WireExchange
 
@@ -107,17 +109,22 @@ def test_plain_http_exchanges_are_recorded_and_relayed_byte_for_byte() -> None:
 
 
 def test_https_through_connect_is_recorded_as_the_site_sent_it(tmp_path: Path) -> None:
+    """A self-signed site is refused (its certificate does not verify) and recorded as
+    the site sent it once the TLS policy lists it."""
     recorded = Recorded()
 
-    async def run(server: WireServer) -> bytes:
-        proxy = await RecordingProxy(recorded).start()
+    async def run(server: WireServer, tls: TlsPolicy) -> tuple[bytes, list[Any]]:
+        proxy = await RecordingProxy(recorded, tls=tls).start()
         host = f"127.0.0.1:{server.port}"
         data = await _fetch(proxy, _request("GET", "/gzip-chunked", host), tls_host=host)
         await proxy.close()
-        return data
+        return data, proxy.exchanges
 
     with WireServer(tls=self_signed_tls(tmp_path)) as server:
-        got = asyncio.run(run(server))
+        refused, exchanges = asyncio.run(run(server, TlsPolicy.parse("")))
+        assert refused.startswith(b"HTTP/1.1 502") and b"certificate not trusted" in refused
+        assert not recorded.items and "LINKARCHIVE_UNTRUSTED_TLS" in exchanges[0].error
+        got, _ = asyncio.run(run(server, TlsPolicy.parse(f"127.0.0.1:{server.port}")))
     served = _served(server, "/gzip-chunked")
     [(url, request, response, _)] = recorded.items
     assert url == f"https://127.0.0.1:{server.port}/gzip-chunked"

@@ -19,6 +19,7 @@ import itertools
 import random
 import socket
 import ssl
+import struct
 import threading
 import time
 import zlib
@@ -46,6 +47,7 @@ class Scenario:
     for the client to hang up. ``drop_next``: read the next request on this connection,
     then close without answering it. ``stream``: pieces written after ``response`` (not
     for HEAD), the same each time it is called; the exchange records only their count.
+    ``reset``: after writing, abort the connection with a TCP RST.
     """
 
     response: bytes
@@ -54,6 +56,7 @@ class Scenario:
     stall: float = 0.0
     drop_next: bool = False
     stream: Callable[[], Iterator[bytes]] | None = None
+    reset: bool = False
 
     @property
     def head(self) -> bytes:
@@ -267,7 +270,17 @@ def _noise() -> bytes:
 @functools.cache
 def gzip_bomb() -> bytes:
     """A real gzip bomb: 3.6 MB that decode to 512 MiB of one HTML page."""
-    out = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return _bomb(16 + zlib.MAX_WBITS)
+
+
+@functools.cache
+def deflate_bomb() -> bytes:
+    """The same page as :func:`gzip_bomb`, as a zlib stream (``Content-Encoding: deflate``)."""
+    return _bomb(zlib.MAX_WBITS)
+
+
+def _bomb(wbits: int) -> bytes:
+    out = zlib.compressobj(1, zlib.DEFLATED, wbits)
     head = _page_head("Bomb")
     parts = [out.compress(head)]
     left = BOMB_DECODED - len(head)
@@ -500,6 +513,9 @@ class WireServer:
             for piece in scenario.stream():
                 conn.sock.sendall(piece)  # raises once the client hangs up
                 served.streamed += len(piece)
+        if scenario.reset:
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False  # closing now sends RST, not FIN
         if scenario.stall:
             conn.sock.settimeout(scenario.stall)
             try:

@@ -40,7 +40,14 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline.netpolicy import AddressPolicy, AddressRefused, address_policy
+from pipeline.netpolicy import (
+    AddressPolicy,
+    AddressRefused,
+    TlsPolicy,
+    address_policy,
+    tls_policy,
+    untrusted_reason,
+)
 from spiders.wire import WireExchange, WireSpool
 
 logger = logging.getLogger(__name__)
@@ -97,7 +104,9 @@ class RecordingProxy:
     ``allow(host)`` says whether a host may be fetched (refused ones get a 403 from the
     proxy, never recorded); so does the address policy (``addresses``, by default from
     ``LINKARCHIVE_ALLOW_ADDRESSES``), after resolution: the proxy connects only to the
-    address it checked, and names the refusal in its exchanges. ``budget`` caps the
+    address it checked, and names the refusal in its exchanges. Sites' certificates are
+    verified unless the TLS policy (``tls``, by default ``LINKARCHIVE_UNTRUSTED_TLS``)
+    lists the site, as in the crawler. ``budget`` caps the
     response bytes of all exchanges together (a page's byte budget): once spent, further
     requests get a 509 from the proxy.
     """
@@ -108,6 +117,7 @@ class RecordingProxy:
         *,
         allow: Callable[[str], bool] = lambda host: True,
         addresses: AddressPolicy | None = None,
+        tls: TlsPolicy | None = None,
         max_size: int = 512 << 20,
         budget: int = 0,
         timeout: float = 30.0,
@@ -116,6 +126,7 @@ class RecordingProxy:
         self._record = record
         self._allow = allow
         self.addresses = addresses or address_policy()
+        self.tls = tls or tls_policy()
         self.max_size = max_size
         self.budget = budget
         self.timeout = timeout
@@ -248,16 +259,19 @@ class RecordingProxy:
                 asyncio.open_connection(
                     addresses[0],
                     port,
-                    ssl=_client_tls() if parts.scheme == "https" else None,
+                    ssl=_client_tls(self.tls.verifies(parts.hostname, port))
+                    if parts.scheme == "https"
+                    else None,
                     server_hostname=parts.hostname if parts.scheme == "https" else None,
                     limit=HEAD_LIMIT,
                 ),
                 self.timeout,
             )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            refused = untrusted_reason(exc)
+            error = refused or f"{type(exc).__name__}: {exc}"
             self.exchanges.append(Exchange(url, method.decode(), None, "", None, None, error))
-            await _answer(writer, 502, "upstream unreachable")
+            await _answer(writer, 502, refused or "upstream unreachable")
             return not _closes(headers)
         peer = up_writer.get_extra_info("peername")
         spool = WireSpool(directory=self.spool_dir)
@@ -541,11 +555,12 @@ def _server_tls() -> ssl.SSLContext:
 
 
 @cache
-def _client_tls() -> ssl.SSLContext:
-    """TLS towards sites: like the crawler (Scrapy), certificates are not verified, so an
-    expired or self-signed site is still archived; HTTP/1.1 only."""
+def _client_tls(verify: bool = True) -> ssl.SSLContext:
+    """TLS towards sites, HTTP/1.1 only: certificates verified against the system's trust
+    store, or (``verify=False``, a site the TLS policy lists) not checked at all."""
     context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["http/1.1"])
     return context
