@@ -126,7 +126,11 @@ EXTENSIONS = {
     "spiders.extensions.CrawlProgress": 500,
     # Close WARC files every few seconds so the flow indexes them while the crawl runs.
     "spiders.extensions.WarcRotation": 510,
+    # Stop the crawl (links left for `crawl --resume`) before the WARC disk is full.
+    "spiders.extensions.DiskSpaceGuard": 520,
 }
+# Bytes that must stay free on the WARC folder's disk (the catalog needs room too).
+LINKARCHIVE_MIN_FREE_SPACE = _env_int("MIN_FREE_SPACE", 256 << 20)
 LINKARCHIVE_PROGRESS_FILE = ""  # set per crawl unit by spiders.run
 LINKARCHIVE_PROGRESS_INTERVAL = 0.5
 # The most seconds a WARC file stays open (it closes sooner early in a crawl: see
@@ -177,6 +181,8 @@ LINKARCHIVE_BROWSER_PAGES = _env_int("BROWSER_PAGES", 2)  # pages rendered at on
 # ... and of one host (a page fires its requests at once, as a visitor's browser does).
 LINKARCHIVE_BROWSER_PAGES_PER_HOST = _env_int("BROWSER_PAGES_PER_HOST", 1)
 LINKARCHIVE_BROWSER_PAGE_SECONDS = _env_float("BROWSER_PAGE_SECONDS", 60.0)
+# A Chromium renderer past this resident memory is killed: that page fails, saying so.
+LINKARCHIVE_BROWSER_MAX_RSS = _env_int("BROWSER_MAX_RSS", 640 << 20)
 LINKARCHIVE_BROWSER_SCROLL_SECONDS = _env_float("BROWSER_SCROLL_SECONDS", 20.0)
 LINKARCHIVE_BROWSER_MAX_HEIGHT = _env_int("BROWSER_MAX_HEIGHT", 20_000)
 # Response bytes one page may pull through the recording proxy (video included).

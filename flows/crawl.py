@@ -38,6 +38,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from archive import recover_open_file, stale_open_files
+from archive.space import DISK_FULL_EXIT, disk_full_message
 from pipeline.catalog import session_scope
 from pipeline.catalog.importer import import_entries
 from pipeline.catalog.queries import Selection, link_context, select_links
@@ -83,6 +84,8 @@ _UNITS_DONE: dict[int, threading.Event] = {}
 # Set by the CLI's Ctrl-C handler: running units stop their processes (within about two
 # seconds), queued ones do not start, and the run closes as "interrupted" (resumable).
 INTERRUPTED = threading.Event()
+# Why the crawl stopped by itself (a full disk): its units stop as on Ctrl-C.
+STOPPED: dict[str, str] = {"reason": ""}
 STOP_GRACE = 2.0  # seconds a stopped crawl process gets to close its WARC file
 
 
@@ -92,6 +95,12 @@ class UnitFailed(RuntimeError):
 
 class UnitInterrupted(UnitFailed):
     """The crawl was interrupted (Ctrl-C): the unit stopped, what it wrote is kept."""
+
+
+def stop_crawl(reason: str) -> None:
+    """Stop every unit of this machine's crawl as Ctrl-C does, for ``reason``."""
+    STOPPED["reason"] = STOPPED["reason"] or reason
+    INTERRUPTED.set()
 
 
 def _interrupted(task: Any, task_run: Any, state: Any) -> bool:
@@ -243,7 +252,7 @@ def crawl_unit(
     from prefect.runtime import task_run
 
     if INTERRUPTED.is_set():
-        raise UnitInterrupted(f"unit {number} not started: the crawl was interrupted")
+        return {"interrupted": f"unit {number} not started: the crawl was interrupted"}
     attempt = task_run.run_count or 1
     if attempt > 1:
         index_pass(home)
@@ -255,7 +264,11 @@ def crawl_unit(
         claim_unit(session, unit, owner, socket.gethostname())
         attempt = unit.attempts  # across resumes too: each attempt's files stay apart
         unit_id, links = unit.id, unit_links(session, unit, unreached=True)
-    result = crawl_attempt(run_id, number, attempt, links, home, timeout, mode, browser)
+    try:
+        result = crawl_attempt(run_id, number, attempt, links, home, timeout, mode, browser)
+    except UnitInterrupted as exc:  # not a failure: the run closes as interrupted
+        _logger().info("%s", exc)
+        return {"interrupted": str(exc)}
     with session_scope(paths(home).database_url) as session:
         finish_unit(session, unit_id, owner, "done", result)
     return result
@@ -314,6 +327,9 @@ def crawl_attempt(
         )
         why = _supervise(proc, Path(job["progress_file"]), timeout, stop)
     result_file = job_path.with_suffix(".result.json")
+    if not why and proc.returncode == DISK_FULL_EXIT:
+        stop_crawl(disk_full_message(where.warcs))
+        raise UnitInterrupted(f"unit {number} stopped: {STOPPED['reason']}")
     if INTERRUPTED.is_set() and why:
         raise UnitInterrupted(f"unit {number} {why}")
     if why or proc.returncode != 0 or not result_file.exists():
@@ -407,7 +423,7 @@ def close_run(run_id: int, failed_units: list[int], home: str) -> dict[str, Any]
                     unit.status = "queued"
             run = finish_run(session, run_id, 0)
             run.status = "interrupted"
-            return _run_result(run)
+            return {**_run_result(run), "reason": STOPPED["reason"]}
         failed_links: list[int] = []
         for unit in units_of(session, run_id):
             if unit.number in failed_units:
@@ -459,6 +475,9 @@ def crawl_flow(
     with it, the units go to the pool's workers (``flows.fanout``), which index and store
     their own files into the shared catalog and WARC store.
     """
+    if STOPPED["reason"]:  # a previous crawl in this process stopped itself
+        STOPPED["reason"] = ""
+        INTERRUPTED.clear()
     pool = pool or os.environ.get("LINKARCHIVE_WORK_POOL") or None
     home = str(paths(home).ensure().home)
     if source:

@@ -1,9 +1,11 @@
 """Scrapy extensions of a long-lived crawl process: progress per page, WARC files that
-close while the crawl runs (so captures are indexed, and searchable, as it goes)."""
+close while the crawl runs (so captures are indexed, and searchable, as it goes), and a
+stop before the disk is full."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -12,9 +14,13 @@ from typing import Any
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import deferred_from_coro
 from twisted.internet.task import LoopingCall
 
+from archive.space import free_bytes, is_disk_full
 from spiders.warcstore import WarcStore
+
+logger = logging.getLogger(__name__)
 
 # Page outcomes that count as failures in the progress figures.
 FAILED_OUTCOMES = ("error", "dead")
@@ -131,3 +137,67 @@ class WarcRotation:
 
     def rotate(self) -> None:
         self.store.writer.close_if_older(self.age_limit(), self.records)
+
+
+class DiskSpaceGuard:
+    """Stop the crawl, with reason ``disk_full``, when the WARC folder's disk has less
+    than ``LINKARCHIVE_MIN_FREE_SPACE`` bytes free (checked every second), or at the first
+    write that found no space (:meth:`failed`, called for any error the spider sees).
+
+    Links not reached then get no outcome, so `crawl --resume` fetches them later; what
+    was written stays whole (the WARC writer cuts a failed append away).
+    """
+
+    REASON = "disk_full"
+
+    def __init__(self, crawler: Crawler, folder: Path, minimum: int) -> None:
+        self.crawler, self.folder, self.minimum = crawler, folder, minimum
+        self.stopping = False
+        self._loop = LoopingCall(self.check)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DiskSpaceGuard:
+        folder = crawler.settings.get("LINKARCHIVE_WARC_DIR")
+        if not folder:
+            raise NotConfigured
+        guard = cls(crawler, Path(folder), crawler.settings.getint("LINKARCHIVE_MIN_FREE_SPACE"))
+        crawler.signals.connect(guard.opened, signal=signals.spider_opened)
+        crawler.signals.connect(guard.closed, signal=signals.spider_closed)
+        crawler.signals.connect(guard.item_error, signal=signals.item_error)
+        crawler._linkarchive_disk_guard = guard  # type: ignore[attr-defined]
+        return guard
+
+    def opened(self, spider: Any) -> None:
+        self._loop.start(1.0, now=True)
+
+    def closed(self, spider: Any) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def check(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.minimum and free_bytes(self.folder) < self.minimum:
+            self.stop(f"less than {self.minimum >> 20} MiB free")
+
+    def failed(self, exc: BaseException) -> bool:
+        """Stop the crawl if ``exc`` is a write that found no space; True if it was."""
+        if not is_disk_full(exc):
+            return False
+        self.stop(str(exc))
+        return True
+
+    def item_error(self, item: Any, response: Any, spider: Any, failure: Any) -> None:
+        self.failed(failure.value)
+
+    def stop(self, why: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        logger.error("stopping the crawl: the disk holding %s is full (%s)", self.folder, why)
+        assert self.crawler.engine is not None
+        deferred_from_coro(self.crawler.engine.close_spider_async(reason=self.REASON))
+
+
+def disk_guard(crawler: Crawler) -> DiskSpaceGuard | None:
+    """The crawl's :class:`DiskSpaceGuard`, if it has one."""
+    return getattr(crawler, "_linkarchive_disk_guard", None)

@@ -35,6 +35,7 @@ from pipeline.walls import signals as page_signals
 from spiders.browser.proxy import Exchange
 from spiders.browser.service import MODES, BrowserCapture, BrowserService
 from spiders.browser.video import VideoFetcher, VideoResult
+from spiders.extensions import disk_guard
 from spiders.failures import describe
 from spiders.wire import TRUNCATED_FLAG
 
@@ -395,6 +396,9 @@ class LinkSpider(scrapy.Spider):
         """A request that got no usable response: recorded, never fatal."""
         request = failure.request  # type: ignore[attr-defined]
         link, role = request.meta["la_link"], request.meta["la_role"]
+        guard = disk_guard(self.crawler)
+        if guard is not None and guard.failed(failure.value):
+            return  # our disk, not the link: no outcome, `crawl --resume` fetches it
         if failure.check(HttpError):  # an asset's 4xx/5xx: archived, say so
             response = failure.value.response
             error = f"HTTP {response.status}"

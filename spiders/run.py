@@ -20,6 +20,8 @@ from typing import Any
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 
+from archive.space import DISK_FULL_EXIT, is_disk_full
+from spiders.extensions import DiskSpaceGuard
 from spiders.links import LinkSpider
 
 STAT_KEYS = (
@@ -87,8 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m spiders.run JOB.json", file=sys.stderr)
         return 2
-    result = run(Path(args[0]))
-    return 0 if result["stats"]["finish_reason"] == "finished" else 1
+    try:
+        result = run(Path(args[0]))
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        print(f"stopping: {exc}", file=sys.stderr)  # even the result found no room
+        return DISK_FULL_EXIT
+    reason = result["stats"]["finish_reason"]
+    if reason == DiskSpaceGuard.REASON:
+        return DISK_FULL_EXIT
+    return 0 if reason == "finished" else 1
 
 
 if __name__ == "__main__":

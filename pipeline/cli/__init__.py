@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from archive.space import is_disk_full
 from pipeline.catalog import CatalogError
 
 # Each module registers its command group on ``cli`` when imported.
@@ -94,6 +95,12 @@ def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> i
             return _fail(
                 "the catalog is read-only: this command writes to it; the read-only "
                 "commands (status, search, show, seeds list) still work",
+                1,
+            )
+        if is_disk_full(exc):
+            return _fail(
+                f"the disk is full ({exc}): nothing archived was damaged; free some space, "
+                "then run the command again (`linkarchive crawl --resume` for a crawl)",
                 1,
             )
         if os.environ.get("LINKARCHIVE_DEBUG"):

@@ -147,6 +147,11 @@ def _run_crawl(where: Paths, **selection: Any) -> dict[str, Any]:
             home=str(where.home),
             **selection,
         )
+    if result["status"] == "interrupted" and result.get("reason"):
+        raise UserError(
+            f"crawl run {result['run_id']} stopped: {result['reason']} "
+            f"({result['links_done']} of {result['links_total']} links archived and indexed)"
+        )
     if result["status"] == "interrupted":
         say(
             f"Crawl run {result['run_id']} interrupted: {result['links_done']} of "

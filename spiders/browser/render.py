@@ -13,6 +13,11 @@ Loading and behaviours share ``page_seconds``; then, however they went, the full
 screenshot (PNG, at most ``max_height`` pixels tall), the rendered DOM and its text
 (``SNAPSHOT_SECONDS`` more).
 
+Hostile pages are bounded too: a renderer whose resident memory passes ``max_rss`` is
+killed by :class:`_RendererGuard` (a page that allocates without end costs that page only,
+and its error says so); the JavaScript heap is capped below it; ``window.open`` returns
+nothing and any page a page opens anyway is closed at once (a popup storm).
+
 Knows Playwright, not Scrapy; the crawl's WARC store is written by ``spiders.browser.service``.
 """
 
@@ -20,7 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +49,11 @@ CHROMIUM_ARGS = (
     "--hide-scrollbars",
     "--mute-audio",
     "--autoplay-policy=no-user-gesture-required",
+    # A page's JavaScript heap stops here (the renderer guard bounds the rest).
+    "--js-flags=--max-old-space-size=384",
 )
+# Pages do not open windows: popups come back empty (as with a popup blocker).
+NO_POPUPS_JS = "window.open = () => null;"
 
 # Buttons that reveal more of a page, in the rally pages' languages (lower case).
 MORE_PATTERN = (
@@ -113,6 +126,7 @@ class BrowserOptions:
     quiet_seconds: float = 10.0  # the longest wait for the network to go quiet, each time
     scroll_seconds: float = 20.0
     max_height: int = 20_000  # scrolling stops here; the screenshot is cut here
+    max_rss: int = 640 << 20  # a renderer using more memory than this is killed
     user_agent: str | None = None  # None: Chromium's own, without "Headless"
     storage_state: dict[str, str] = field(default_factory=dict)  # host -> storage-state file
 
@@ -164,6 +178,63 @@ class _Quiet:
         return False
 
 
+def _page_error(exc: Exception, limit: float) -> str:
+    """One line for what Playwright raised while rendering a page."""
+    first = (str(exc).splitlines() or [""])[0][:200]
+    if type(exc).__name__ == "TimeoutError":  # Playwright's own, not the builtin
+        return f"browser: the page took longer than {limit:.0f} s ({first})"
+    if "crashed" in first.lower():
+        return (
+            "browser: the page crashed its renderer (usually memory: its scripts passed "
+            "the JavaScript heap limit)"
+        )
+    return f"browser: {type(exc).__name__}: {first}"
+
+
+class _RendererGuard:
+    """Kills any Chromium renderer under this process whose resident memory passes
+    ``limit`` bytes, sampling every ``interval`` seconds in a thread of its own (the
+    event loop may be busy exactly when a page allocates fastest)."""
+
+    def __init__(self, limit: int, interval: float = 0.05) -> None:
+        self.limit, self.interval = limit, interval
+        self.kills: list[float] = []  # monotonic times
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="renderer-guard", daemon=True)
+        self._thread.start()
+
+    def killed_since(self, started: float) -> bool:
+        return any(when >= started for when in self.kills)
+
+    def _watch(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        renderers: dict[int, psutil.Process] = {}
+        while not self._stop.wait(self.interval):
+            try:
+                for child in me.children(recursive=True):
+                    if child.pid not in renderers and "--type=renderer" in " ".join(
+                        child.cmdline()
+                    ):
+                        renderers[child.pid] = child
+            except psutil.Error:
+                pass
+            for pid, proc in list(renderers.items()):
+                try:
+                    if proc.memory_info().rss <= self.limit:
+                        continue
+                    os.kill(pid, signal.SIGKILL)
+                    self.kills.append(time.monotonic())
+                    logger.warning("killed a Chromium renderer past %d MiB", self.limit >> 20)
+                except (psutil.Error, ProcessLookupError):
+                    pass
+                renderers.pop(pid, None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class Browser:
     """One Chromium for a crawl process, relaunched when it dies."""
 
@@ -173,6 +244,7 @@ class Browser:
         self._playwright: Any = None
         self._browser: Any = None
         self._launch_lock = asyncio.Lock()
+        self._guard: _RendererGuard | None = None
         self.launches = 0
         self.user_agent = ""
 
@@ -198,6 +270,8 @@ class Browser:
             except Exception as exc:  # Playwright raises its own Error types
                 raise BrowserUnavailable(f"Chromium did not start: {exc}") from exc
             self.launches += 1
+            if self._guard is None and self.options.max_rss:
+                self._guard = _RendererGuard(self.options.max_rss)
             if self.launches > 1:
                 logger.warning("Chromium relaunched (launch %d)", self.launches)
             if not self.user_agent:
@@ -239,23 +313,37 @@ class Browser:
                     service_workers="block",
                     storage_state=self.options.storage_state.get(host),
                 )
+                await context.add_init_script(NO_POPUPS_JS)
                 await asyncio.wait_for(self._run(context, url, rendered), limit)
             except TimeoutError:
                 rendered.error = f"browser: the page took longer than {limit:.0f} s"
             except Exception as exc:  # a crashed page or browser costs this page only
-                rendered.error = f"browser: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                rendered.error = _page_error(exc, limit)
             finally:
                 if context is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(context.close(), 10)
+            if rendered.error and self._guard is not None and self._guard.killed_since(started):
+                rendered.error = (
+                    f"browser: the page used more than {self.options.max_rss >> 20} MiB of "
+                    "memory and was stopped (LINKARCHIVE_BROWSER_MAX_RSS)"
+                )
             rendered.seconds = round(time.monotonic() - started, 3)
             return rendered
+
+    @staticmethod
+    def _popup(rendered: Rendered, page: Any) -> None:
+        """A page the page opened anyway (a link with a target, a form): closed unseen."""
+        if "close-popups" not in rendered.behaviours:
+            rendered.behaviours.append("close-popups")
+        asyncio.ensure_future(page.close())
 
     async def _run(self, context: Any, url: str, rendered: Rendered) -> None:
         """Load, run the behaviours while the page's time lasts, then take the snapshot
         (screenshot, DOM, text) however the behaviours went: a slow page still has one."""
         deadline = time.monotonic() + self.options.page_seconds
         page = await context.new_page()
+        context.on("page", functools.partial(self._popup, rendered))  # any page after this
         quiet = _Quiet(page)
         response = await page.goto(
             url, wait_until="domcontentloaded", timeout=self.options.page_seconds * 1000
@@ -324,6 +412,9 @@ class Browser:
 
     async def close(self) -> None:
         """Close Chromium and the Playwright driver."""
+        if self._guard is not None:
+            self._guard.stop()
+            self._guard = None
         with contextlib.suppress(Exception):
             if self._browser is not None:
                 await asyncio.wait_for(self._browser.close(), 10)

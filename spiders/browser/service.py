@@ -77,6 +77,7 @@ def browser_options(settings: Any) -> BrowserOptions:
         page_seconds=settings.getfloat("LINKARCHIVE_BROWSER_PAGE_SECONDS"),
         scroll_seconds=settings.getfloat("LINKARCHIVE_BROWSER_SCROLL_SECONDS"),
         max_height=settings.getint("LINKARCHIVE_BROWSER_MAX_HEIGHT"),
+        max_rss=settings.getint("LINKARCHIVE_BROWSER_MAX_RSS"),
         user_agent=settings.get("LINKARCHIVE_BROWSER_USER_AGENT") or None,
         storage_state=states,
     )
