@@ -63,14 +63,21 @@ def writer_alive(path: Path, hostname: str | None = None) -> bool | None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this host (one of another user's counts)."""
+    """Whether a process with this id runs on this host (one of another user's counts).
+
+    A zombie does not: an orphaned writer that ended stays one wherever the init process
+    does not reap (in many containers), and its files must still be recovered."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc here: signal 0 is all we know
+    return state not in ("Z", "X")
 
 
 def stale_open_files(directory: Path) -> list[Path]:

@@ -57,7 +57,7 @@ from pipeline.catalog.runs import (
 from pipeline.checks import classify_run
 from pipeline.config import paths
 from pipeline.indexer import index_files
-from pipeline.progress import PROGRESS_SUFFIX, read_progress, run_folder
+from pipeline.progress import PROGRESS_SUFFIX, holding_run, read_progress, run_folder
 from pipeline.seedarchive import archive_import
 from pipeline.seeds import load_source
 from pipeline.storage import configured_storage, move_into_store, push_files
@@ -314,6 +314,7 @@ def crawl_attempt(
     job_path = stem.with_suffix(".json")
     job_path.write_text(json.dumps(job, indent=2, ensure_ascii=False), encoding="utf-8")
     env = {**os.environ, "LINKARCHIVE_HOME": str(where.home)}
+    env["LINKARCHIVE_PARENT_PID"] = str(os.getpid())  # it stops if this process dies
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with open(job["log_file"], "ab") as log:
         # A session of its own: Ctrl-C at the terminal reaches the CLI only, which stops
@@ -505,11 +506,19 @@ def crawl_flow(
         run_id, units = reopen_run(resume, home)
     else:
         run_id, units = open_run({**selection.as_dict(), "mode": mode}, unit_size, home)
+    with holding_run(paths(home).jobs, run_id):  # a killed flow leaves the run resumable
+        return _crawl_units(run_id, len(units), home, unit_timeout, mode, browser)
+
+
+def _crawl_units(
+    run_id: int, units: int, home: str, unit_timeout: float | None, mode: str, browser: str | None
+) -> dict[str, Any]:
+    """Crawl a run's units on this machine while indexing what they write; close the run."""
     done = _UNITS_DONE[run_id] = threading.Event()
     indexer = index_during_crawl.submit(run_id, home)
     futures = {
         crawl_unit.submit(run_id, number, home, unit_timeout, mode, browser): number
-        for number in range(1, len(units) + 1)
+        for number in range(1, units + 1)
     }
     failed_units: list[int] = []
     try:

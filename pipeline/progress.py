@@ -2,12 +2,17 @@
 
 Each crawl unit's process replaces a small JSON file twice a second
 (``spiders.extensions.CrawlProgress``) in the run's folder under ``jobs/``; this module
-sums them for the CLI's bar, the web app's job page and the flow's log.
+sums them for the CLI's bar, the web app's job page and the flow's log. The run's folder
+also holds its liveness lock (:func:`holding_run`), which tells a run whose flow was
+killed from one still going.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,36 @@ PROGRESS_SUFFIX = ".progress.json"
 def run_folder(jobs: Path, run_id: int) -> Path:
     """Where a run's unit job, links, log, progress and result files live."""
     return jobs / f"run{run_id:05d}"
+
+
+RUN_LOCK = "flow.lock"
+
+
+@contextmanager
+def holding_run(jobs: Path, run_id: int) -> Iterator[None]:
+    """Hold the run's liveness lock (an flock, released by the kernel however the holder
+    ends) while its flow runs on this machine."""
+    folder = run_folder(jobs, run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / RUN_LOCK, "ab") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def run_abandoned(jobs: Path, run_id: int) -> bool:
+    """True if the run's flow held its liveness lock once and nobody holds it now: the
+    flow was killed (``kill -9``, a lost machine) while the run was marked running."""
+    path = run_folder(jobs, run_id) / RUN_LOCK
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 (the lock lives as long as the file is open)
+    except FileNotFoundError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
 
 @dataclass

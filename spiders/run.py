@@ -10,9 +10,11 @@ status is 0 only if Scrapy finished normally, as its stats say.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,9 @@ def crawl_settings(job: dict[str, Any]) -> Settings:
     return settings
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
 def peak_rss_bytes() -> int:
     """This process's peak resident memory so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -83,12 +88,25 @@ def run(job_path: Path) -> dict[str, Any]:
     return result
 
 
+def _stop_with_parent() -> None:
+    """Get SIGTERM when the flow that started this crawl dies (``kill -9``, its machine's
+    OOM killer): the crawl then closes its WARC file and ends, instead of crawling on
+    with nobody to index what it writes. The flow names itself in LINKARCHIVE_PARENT_PID."""
+    parent = os.environ.get("LINKARCHIVE_PARENT_PID", "")
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):  # it died before the line above
+        raise SystemExit("the flow that started this crawl is gone")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the crawl subprocess."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m spiders.run JOB.json", file=sys.stderr)
         return 2
+    _stop_with_parent()
     try:
         result = run(Path(args[0]))
     except OSError as exc:

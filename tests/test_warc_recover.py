@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,3 +73,17 @@ def test_never_overwrites_a_closed_file(
     with pytest.raises(FileExistsError):
         recover_open_file(open_file)
     assert final.read_bytes() == b"precious"
+
+
+def test_a_zombie_writer_is_not_alive() -> None:
+    """A writer that ended but was never reaped (an orphan where init does not reap) is
+    gone: its .open files are stale, not "still being written"."""
+    from archive.recover import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert process_alive(os.getpid()) and not process_alive(child.pid)
+    child.wait()

@@ -3,12 +3,15 @@ by one attempt at a time (fenced by owner and heartbeat), the run closed with to
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.catalog.importer import utcnow
 from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, CrawlUnit, Link
 from pipeline.catalog.queries import link_context
+from pipeline.progress import run_abandoned
 from pipeline.units import host_of, shard_of
 
 
@@ -199,6 +202,24 @@ def active_units(session: Session) -> list[dict]:
 
 class RunError(ValueError):
     """A run that cannot be resumed (one line)."""
+
+
+def close_abandoned(session: Session, jobs: Path) -> list[int]:
+    """Mark interrupted, so `crawl --resume` can finish them, the runs of this data home
+    still marked running whose flow is gone (its liveness lock is free: see
+    :func:`pipeline.progress.run_abandoned`); returns their ids. Cluster runs have their
+    units' heartbeats instead."""
+    closed = []
+    for run in session.scalars(select(CrawlRun).where(CrawlRun.status == "running")):
+        if (run.selection or {}).get("cluster") or not run_abandoned(jobs, run.id):
+            continue
+        run.status, run.finished_at = "interrupted", utcnow()
+        for unit in units_of(session, run.id):
+            if unit.status == "running":
+                unit.status = "queued"
+        closed.append(run.id)
+    session.flush()
+    return closed
 
 
 def interrupted_run(session: Session, run_id: int | None = None) -> CrawlRun:

@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pipeline.catalog import session_scope
 from pipeline.cli.base import (
+    ID,
+    MAX_ID,
     UserError,
     _home,
     _prefect_quiet,
@@ -58,7 +60,7 @@ def _require_pool_server(pool: str | None) -> None:
 @click.option(
     "--resume",
     "resume",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_ID),
     is_flag=False,
     flag_value=0,
     default=None,
@@ -85,11 +87,13 @@ def crawl(
     """
     where = _home(ctx)
     if resume is not None:
-        from pipeline.catalog.runs import interrupted_run
+        from pipeline.catalog.runs import close_abandoned, interrupted_run
 
         if country or city or kind or source or pool:
             raise UserError("--resume finishes a run as it was selected: give no selection")
+        _writable(where, "a crawl writes WARC files and the catalog")
         with session_scope(where.database_url) as session:
+            close_abandoned(session, where.jobs)  # runs whose flow was killed
             run_id = interrupted_run(session, resume or None).id
         _run_crawl(where, resume=run_id, browser=browser)
         return
@@ -270,7 +274,7 @@ def _progress(where: Paths, started: float, cluster: bool = False) -> Iterator[N
 @click.option("--country", help="Only links of this country.")
 @click.option("--city", help="Only links of this city.")
 @click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
-@click.option("--link", "link_ids", type=click.IntRange(1), multiple=True, help="This link.")
+@click.option("--link", "link_ids", type=ID, multiple=True, help="This link.")
 @click.option("--no-recapture", is_flag=True, help="Do not capture changed pages again.")
 @_POOL_OPTION
 @click.pass_context

@@ -275,9 +275,12 @@ class Browser:
             if self.launches > 1:
                 logger.warning("Chromium relaunched (launch %d)", self.launches)
             if not self.user_agent:
-                page = await self._browser.new_page()
-                agent = await page.evaluate("() => navigator.userAgent")
-                await page.close()
+                try:
+                    page = await self._browser.new_page()
+                    agent = await page.evaluate("() => navigator.userAgent")
+                    await page.close()
+                except Exception as exc:  # closed under us (a crawl stopping, a crash)
+                    raise BrowserUnavailable(f"Chromium did not answer: {exc}") from exc
                 self.user_agent = self.options.user_agent or agent.replace(
                     "HeadlessChrome", "Chrome"
                 )
