@@ -73,8 +73,9 @@ def choose_capture(
         return get_capture(session, capture_id)
     if not target:
         raise EvidenceError("name a link (id or URL) or a capture (--capture ID)")
-    link = session.get(Link, int(target)) if target.isdigit() else None
-    if link is None and not target.isdigit():
+    number = target.isascii() and target.isdigit()  # a link id: at most 19 digits fit
+    link = session.get(Link, int(target)) if number and int(target) < 2**63 else None
+    if link is None and not number:
         link = session.scalar(select(Link).where(Link.url == target).limit(1))
     if link is None:
         found = session.scalar(

@@ -351,3 +351,40 @@ def test_a_damaged_warc_file_gives_one_clear_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and name in err and "unreadable record" in err
     assert "\\x" not in err and "unexpected" not in err
+
+
+HUGE = str(2**64)  # beyond the catalog's 64-bit integers
+RANGE = f"{HUGE} is not in the range"
+OUT_OF_RANGE = [
+    (("show", HUGE), RANGE),
+    (("cite", HUGE), RANGE),
+    (("get", HUGE, "-o", "out.html"), RANGE),
+    (("search", "--limit", HUGE), RANGE),
+    (("check", "--link", HUGE), RANGE),
+    (("crawl", "--resume", HUGE), RANGE),
+    (("export", "wacz", "--run", HUGE, "-o", "out.wacz"), RANGE),
+    (("evidence", "export", "--capture", HUGE, "--reason", "r", "-o", "out.wacz"), RANGE),
+    (("evidence", "export", HUGE, "--reason", "r", "-o", "out.wacz"), "no link or capture"),
+    (("search", "--since", "2020-02-30"), "'2020-02-30' is not a date (use YYYY-MM-DD)"),
+    (("search", "--until", "2020-13-01"), "'2020-13-01' is not a date"),
+    (("search", "--published", "2020-00"), "--published '2020-00': no month 00"),
+    (("evidence", "export", "1", "--at", "2020-10-10T25:00", "--reason", "r", "-o", "x.wacz"),
+     "'2020-10-10T25:00' is not a date or time"),
+    (("serve", "--port", "70000"), "70000 is not in the range 1<=x<=65535"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), OUT_OF_RANGE, ids=[" ".join(a) for a, _ in OUT_OF_RANGE]
+)
+def test_numbers_out_of_range_and_bad_dates_give_one_line(
+    args: tuple[str, ...], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """On a fresh data home, no crawl needed: a readable line, never an overflow deep in
+    the database driver ("unexpected OverflowError")."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "--home", str(tmp_path / "home"), *args)
+    assert code != 0
+    assert err.count("\n") == 1 and err.startswith("linkarchive: error: "), err
+    assert message in err and "unexpected" not in err

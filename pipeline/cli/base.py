@@ -22,6 +22,10 @@ from pipeline.catalog.models import LINK_STATUSES
 from pipeline.config import Paths, paths
 
 STATUSES = LINK_STATUSES
+# Ids and counts fit the catalog's 64-bit integers: a larger one is a bad argument (one
+# line from click), not an overflow deep in the database driver.
+MAX_ID = 2**63 - 1
+ID = click.IntRange(1, MAX_ID)
 
 DEMO_MARKER = ".linkarchive-demo"
 WARC_SUFFIXES = (".warc", ".warc.gz")

@@ -17,6 +17,7 @@ from rich.text import Text
 from pipeline.catalog import session_scope
 from pipeline.citation import STYLES as CITATION_STYLES
 from pipeline.cli.base import (
+    ID,
     STATUSES,
     UserError,
     _emit,
@@ -63,7 +64,7 @@ def report(ctx: click.Context, output: str) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table"
 )
-@click.option("--limit", type=click.IntRange(1), help="At most this many results [default: 50].")
+@click.option("--limit", type=ID, help="At most this many results [default: 50].")
 @click.option("--all", "every", is_flag=True, help="Every result (for exports).")
 @click.option("--facets", "show_facets", is_flag=True, help="Also count results per facet.")
 @click.pass_context
@@ -149,7 +150,7 @@ def _search_table(rows: list[dict[str, Any]], total: int) -> None:
 
 
 @cli.command()
-@click.argument("capture_id", type=int)
+@click.argument("capture_id", type=ID)
 @click.option("--style", type=click.Choice(CITATION_STYLES), default="apa", show_default=True)
 @click.pass_context
 def cite(ctx: click.Context, capture_id: int, style: str) -> None:
@@ -203,7 +204,7 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
 
 
 @cli.command()
-@click.argument("link_id", type=int)
+@click.argument("link_id", type=ID)
 @click.pass_context
 def show(ctx: click.Context, link_id: int) -> None:
     """A link and its captures."""
@@ -237,7 +238,7 @@ def show(ctx: click.Context, link_id: int) -> None:
 
 
 @cli.command()
-@click.argument("capture_id", type=int)
+@click.argument("capture_id", type=ID)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--reason", help="Why it is retrieved (written into the capture's custody ledger).")
 @click.option(

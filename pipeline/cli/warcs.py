@@ -11,6 +11,7 @@ from rich.console import Console
 
 from pipeline.catalog import session_scope
 from pipeline.cli.base import (
+    ID,
     WARC_SUFFIXES,
     UserError,
     _home,
@@ -176,7 +177,7 @@ def export() -> None:
 @click.option("--country", help="Only links of this country.")
 @click.option("--city", help="Only links of this city.")
 @click.option("--kind", type=click.Choice(LINK_KINDS), help="Only links of this kind.")
-@click.option("--run", "run_id", type=click.IntRange(1), help="Only captures of this crawl run.")
+@click.option("--run", "run_id", type=ID, help="Only captures of this crawl run.")
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .wacz file."
 )
@@ -292,7 +293,7 @@ def _parse_moment(_ctx: click.Context, param: click.Parameter, value: str | None
 
 @evidence.command("export")
 @click.argument("target", required=False)
-@click.option("--capture", "capture_id", type=click.IntRange(1), help="Export this capture.")
+@click.option("--capture", "capture_id", type=ID, help="Export this capture.")
 @click.option("--at", callback=_parse_moment, help="The capture closest to this time (UTC).")
 @click.option("--reason", required=True, help="Why this evidence is exported (recorded).")
 @click.option("--requested-by", help="Who asked for it (recorded; default: you).")
