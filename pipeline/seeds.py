@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import unicodedata
 import urllib.error
@@ -22,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag, UnicodeDammit
+from w3lib.url import safe_url_string
 
 from pipeline.gazetteer import Gazetteer, Place, default_gazetteer, fold
 from pipeline.netpolicy import AddressRefused, address_policy
@@ -29,8 +31,12 @@ from pipeline.netpolicy import urlopen as guarded_urlopen
 
 __all__ = [
     "CSV_COLUMNS",
+    "BadLink",
     "DEFAULT_SOURCE",
+    "FUZZY_LOOKUPS",
     "LINK_KINDS",
+    "MAX_URL_CHARS",
+    "SEED_MAXSIZE_SETTING",
     "USER_AGENT",
     "SeedEntry",
     "SeedError",
@@ -38,8 +44,10 @@ __all__ = [
     "kind_from_label",
     "SeedSource",
     "load_source",
+    "max_source_bytes",
     "parse_csv",
     "parse_index_html",
+    "web_url",
 ]
 
 LINK_KINDS = ("report", "photo_gallery", "video")
@@ -47,7 +55,12 @@ DEFAULT_SOURCE = "https://belaruswomen.org/ru/news/you-go-girl"
 USER_AGENT = "linkarchive/0.1 (+https://github.com/linkarchive)"
 CSV_COLUMNS = ("country", "city", "kind", "label", "url")
 FETCH_TIMEOUT = 30.0
+# The largest seed source read, file or download: ``LINKARCHIVE_SEED_MAXSIZE`` (bytes, or
+# with a unit: "50MB", "64MiB"). Larger sources are refused before they are read.
+SEED_MAXSIZE_SETTING = "LINKARCHIVE_SEED_MAXSIZE"
 MAX_SOURCE_BYTES = 20 * 1024 * 1024
+MAX_URL_CHARS = 2048  # the catalog's column for URLs
+MAX_LABEL_CHARS = 500  # and for labels
 HTML_SUFFIXES = (".html", ".htm")
 
 
@@ -60,11 +73,16 @@ class SeedError(Exception):
 
 @dataclass(frozen=True)
 class SeedLink:
-    """One link of an entry: its kind (one of LINK_KINDS), anchor text and absolute URL."""
+    """One link of an entry: its kind (one of LINK_KINDS), anchor text and absolute URL.
+
+    ``url`` is canonical (see :func:`web_url`: IDNA host, percent-encoded as browsers send
+    it); ``original`` is the link as the source wrote it, when that differs.
+    """
 
     kind: str
     label: str
     url: str
+    original: str | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -87,13 +105,19 @@ class SeedEntry:
 
 @dataclass(frozen=True)
 class SeedSource:
-    """A seed source as read: where from, its entries, and its bytes."""
+    """A seed source as read: where from, its entries, and its bytes.
+
+    ``problems``: the rows (CSV) or links (page) skipped, one line each naming the row or
+    link and why; ``duplicates``: rows or links that repeat an earlier one (imported once).
+    """
 
     location: str
     entries: list[SeedEntry]
     body: bytes
     content_type: str
-    problems: list[str] = field(default_factory=list)  # rows skipped, each naming its line
+    problems: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    unit: str = "rows"  # what a problem is about: "rows" (CSV) or "links" (page)
 
 
 # --- link kinds ---------------------------------------------------------------------------
@@ -184,9 +208,34 @@ def _names_of(text: str) -> list[str]:
     return [n for n in [main, *inner] if n]
 
 
+# Guessing a misspelt place compares it with every name in the gazetteer (up to 50 ms):
+# a source gets this many guesses, beyond which places must be spelt as the gazetteer does
+# (a real index page needs a handful; a huge or hostile one would take hours otherwise).
+FUZZY_LOOKUPS = 200
+
+
 class _PlaceResolver:
-    def __init__(self, gazetteer: Gazetteer) -> None:
+    def __init__(self, gazetteer: Gazetteer, guesses: int = FUZZY_LOOKUPS) -> None:
         self.gazetteer = gazetteer
+        self.guesses_left = guesses
+        self.out_of_guesses = False
+        self._resolved: dict[tuple[str, bool], _Resolved | None] = {}
+
+    def may_guess(self) -> bool:
+        if self.guesses_left > 0:
+            self.guesses_left -= 1
+            return True
+        self.out_of_guesses = True
+        return False
+
+    def budget_problem(self) -> list[str]:
+        """One line when the guesses ran out, else none."""
+        if not self.out_of_guesses:
+            return []
+        return [
+            f"spelling guesses after {FUZZY_LOOKUPS} unknown place names: later places "
+            "count only when spelt as in the gazetteer (an unusually long source)"
+        ]
 
     def country(self, text: str, fuzzy: bool) -> tuple[str, str, bool] | None:
         text = _clean(text)
@@ -197,7 +246,7 @@ class _PlaceResolver:
         found = self.gazetteer.country(text, fuzzy=False)
         if found is not None:
             return found[0], found[1], True
-        if fuzzy:
+        if fuzzy and self.may_guess():
             found = self.gazetteer.country(text, fuzzy=True)
             if found is not None:
                 return found[0], found[1], False
@@ -213,6 +262,8 @@ class _PlaceResolver:
         main = _clean(_PARENS.sub(" ", text))
         for exact in (True, False) if fuzzy else (True,):
             for position, name in enumerate(names):
+                if not exact and not self.may_guess():
+                    return None
                 place = self.gazetteer.city(name, country_code, fuzzy=not exact)
                 if place is None or (country_code and place.country_code != country_code):
                     continue
@@ -222,6 +273,13 @@ class _PlaceResolver:
         return None
 
     def resolve(self, place_text: str, fuzzy: bool = True) -> _Resolved | None:
+        """The place a line starts with (each text looked up once), or None."""
+        key = (place_text, fuzzy)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(place_text, fuzzy)
+        return self._resolved[key]
+
+    def _resolve(self, place_text: str, fuzzy: bool) -> _Resolved | None:
         parts = [_clean(p) for p in _split_top_level(place_text, ",")]
         if any(not p for p in parts):
             return None
@@ -335,17 +393,83 @@ def _lines(block: Tag) -> list[_Line]:
     return lines
 
 
-def _absolute_url(href: str, base_url: str) -> str | None:
-    """``href`` made absolute, without fragment; None unless a valid http(s) URL."""
+class BadLink(ValueError):
+    """Why a link is not a web page's URL (one short phrase)."""
+
+
+# Schemes that are not web pages, and what they are instead.
+_NOT_WEB = {
+    "javascript": "a script",
+    "mailto": "an e-mail address",
+    "tel": "a phone number",
+    "sms": "a phone number",
+    "data": "inline data",
+    "file": "a file on someone's disk",
+}
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+_HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_\-]{0,61}[a-z0-9_])?$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_url(href: str, base_url: str = "", encoding: str = "utf-8") -> str:
+    """The canonical form of an http(s) link ``href`` (resolved against ``base_url`` if
+    given): no fragment, IDNA (punycode) host in lower case, no default port, spaces and
+    other characters percent-encoded as browsers send them (the query in the page's
+    ``encoding``), the form the crawler fetches. Raises BadLink saying why not."""
+    # Browsers drop tabs and newlines anywhere in a URL, and spaces around it.
+    text = _TAB_NEWLINE.sub("", href).strip(_C0_AND_SPACE)
+    if not text:
+        raise BadLink("an empty link")
+    scheme = _SCHEME.match(text)
+    if scheme and scheme.group(1).lower() not in ("http", "https"):
+        name = scheme.group(1).lower()
+        what = _NOT_WEB.get(name, "not a web page")
+        raise BadLink(f"a {name}: link ({what}), not an http(s) URL")
+    if not scheme and not base_url:
+        raise BadLink("a relative URL: give an absolute http(s) URL")
     try:
-        url = urldefrag(urljoin(base_url, href.strip())).url
+        absolute = urldefrag(urljoin(base_url, text) if base_url else text).url
+        try:
+            url = safe_url_string(absolute, encoding=encoding)
+        except (UnicodeError, LookupError):  # a character the page's charset cannot write
+            url = safe_url_string(absolute)
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", url):
-        return None
+        port = parts.port
+    except (ValueError, UnicodeError) as exc:
+        raise BadLink(f"a malformed URL ({_one_line(str(exc))})") from None
+    if parts.scheme not in ("http", "https"):
+        raise BadLink("a relative link, and the page gives no web address to resolve it")
+    host = parts.hostname or ""
+    if not host:
+        raise BadLink("a URL without a host name")
+    if ":" not in host:  # not an IPv6 address: DNS labels (IDNA-encoded above)
+        labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+        if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+            raise BadLink(f"an invalid host name {parts.netloc.rpartition('@')[2]!r}")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
+        netloc = f"{netloc}:{port}"
+    userinfo = parts.netloc.rpartition("@")[0]
+    url = parts._replace(netloc=f"{userinfo}@{netloc}" if userinfo else netloc).geturl()
+    if len(url) > MAX_URL_CHARS:
+        raise BadLink(f"a URL longer than {MAX_URL_CHARS} characters")
     return url
+
+
+def _one_line(text: str, limit: int = 120) -> str:
+    """``text`` on one line, at most ``limit`` characters (a hostile href can be huge)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _absolute_url(href: str, base_url: str) -> str | None:
+    """``href`` as a canonical http(s) URL (see :func:`web_url`), or None."""
+    try:
+        return web_url(href, base_url)
+    except BadLink:
+        return None
 
 
 def _anchor_label(anchor: Tag) -> str:
@@ -356,71 +480,95 @@ def _anchor_label(anchor: Tag) -> str:
     return label or _clean(str(anchor.get("title") or anchor.get("aria-label") or ""))
 
 
-def _entries_in(root: Tag, base_url: str, resolver: _PlaceResolver) -> list[SeedEntry]:
-    entries: dict[tuple[str, str | None], SeedEntry] = {}
-    seen: dict[tuple[str, str | None], set[str]] = {}
+class _Collected:
+    """Entries by place, each link once per place; the links skipped and those repeated."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str | None], SeedEntry] = {}
+        self.seen: dict[tuple[str, str | None], dict[str, str]] = {}  # url -> where first
+        self.problems: list[str] = []
+        self.duplicates: list[str] = []
+
+    def add(self, resolved: _Resolved, links: list[SeedLink], where: str | None = None) -> None:
+        """Add a place and its links; a link the place already has is counted, not added."""
+        key = (resolved.country_code, fold(resolved.city) if resolved.city else None)
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = SeedEntry(
+                country=resolved.country,
+                country_code=resolved.country_code,
+                country_original=resolved.country_original,
+                city=resolved.city,
+                city_original=resolved.city_original,
+                links=[],
+            )
+            self.seen[key] = {}
+        for link in links:
+            first = self.seen[key].get(link.url)
+            if first is not None:
+                self.duplicates.append(f"{where} (as {first})" if where else link.url)
+                continue
+            self.seen[key][link.url] = where or link.url
+            entry.links.append(link)
+
+
+def _seed_link(label: str, url: str, written: str, kind: str | None = None) -> SeedLink:
+    label = label[:MAX_LABEL_CHARS]
+    original = written.strip() if written.strip() != url else None
+    return SeedLink(kind or kind_from_label(label), label, url, original)
+
+
+def _collect(root: Tag, base_url: str, resolver: _PlaceResolver, encoding: str) -> _Collected:
+    found = _Collected()
     for block in _entry_blocks(root):
         for line in _lines(block):
             split = _place_and_rest(line.text)
             if split is None:
                 continue
             place_text, rest = split
-            resolved = resolver.resolve(place_text)
+            # Only a line with links may name its place misspelt (see below): one without
+            # needs no guess, and most lines of a long text have none.
+            resolved = resolver.resolve(place_text, fuzzy=bool(line.anchors))
             if resolved is None:
                 continue
             links: list[SeedLink] = []
             for anchor in line.anchors:
-                href = str(anchor["href"]).strip()
-                if href.startswith("#"):
+                href = str(anchor["href"])
+                if href.strip().startswith("#"):
                     continue  # a place on this page, not a report
-                url = _absolute_url(href, base_url)
-                if url is not None:
-                    label = _anchor_label(anchor) or url
-                    links.append(SeedLink(kind_from_label(label), label, url))
+                label = _anchor_label(anchor)
+                try:
+                    url = web_url(href, base_url, encoding)
+                except BadLink as why:  # the line is a rally's: its reader should know
+                    found.problems.append(
+                        f"link {_one_line(label or '(no text)', 60)!r} of {place_text!r} "
+                        f"({_one_line(href, 80)!r}): {why}"
+                    )
+                    continue
+                links.append(_seed_link(label or url, url, href))
             if not links:
                 # A line without links is an entry only when it is nothing but a place
                 # ("Belgium, Brüssel:") or clearly "Country, City"; "Date: 10 October" is not.
                 clearly_place = resolved.country_given and resolved.city is not None
                 if not resolved.exact or (rest and not clearly_place):
                     continue
-            _add_entry(entries, seen, resolved, links)
-    return list(entries.values())
+            found.add(resolved, links)
+    return found
 
 
-def _add_entry(
-    entries: dict[tuple[str, str | None], SeedEntry],
-    seen: dict[tuple[str, str | None], set[str]],
-    resolved: _Resolved,
-    links: list[SeedLink],
-) -> None:
-    key = (resolved.country_code, fold(resolved.city) if resolved.city else None)
-    entry = entries.get(key)
-    if entry is None:
-        entry = entries[key] = SeedEntry(
-            country=resolved.country,
-            country_code=resolved.country_code,
-            country_original=resolved.country_original,
-            city=resolved.city,
-            city_original=resolved.city_original,
-            links=[],
-        )
-        seen[key] = set()
-    for link in links:
-        if link.url not in seen[key]:
-            seen[key].add(link.url)
-            entry.links.append(link)
-
-
-def _soup(html: str | bytes, encoding: str | None = None) -> BeautifulSoup:
+def _soup(html: str | bytes, encoding: str | None = None) -> tuple[BeautifulSoup, str]:
+    """The parsed page and its character encoding (from the HTTP header, else the page)."""
     if isinstance(html, bytes):
         known = [encoding] if encoding else None
         dammit = UnicodeDammit(html, known_definite_encodings=known, is_html=True)
         if dammit.unicode_markup is not None:
-            return BeautifulSoup(dammit.unicode_markup, "lxml")
-    return BeautifulSoup(html, "lxml")
+            return BeautifulSoup(dammit.unicode_markup, "lxml"), dammit.original_encoding or "utf-8"
+    return BeautifulSoup(html, "lxml"), "utf-8"
 
 
-def _parse_soup(soup: BeautifulSoup, base_url: str, gazetteer: Gazetteer | None) -> list[SeedEntry]:
+def _parse_soup(
+    soup: BeautifulSoup, base_url: str, gazetteer: Gazetteer | None, encoding: str = "utf-8"
+) -> _Collected:
     base_tag = soup.find("base", href=True)
     if isinstance(base_tag, Tag):
         base_url = urljoin(base_url, str(base_tag["href"]))
@@ -431,22 +579,34 @@ def _parse_soup(soup: BeautifulSoup, base_url: str, gazetteer: Gazetteer | None)
         if root is None or id(root) in tried:
             continue
         tried.add(id(root))
-        entries = _entries_in(root, base_url, resolver)
-        if entries:
-            return entries
-    body = soup.body or soup
-    return _entries_in(body, base_url, resolver)
+        found = _collect(root, base_url, resolver, encoding)
+        if found.entries:
+            break
+    else:
+        found = _collect(soup.body or soup, base_url, resolver, encoding)
+    found.problems.extend(resolver.budget_problem())
+    return found
 
 
 def parse_index_html(
-    html: str | bytes, base_url: str, gazetteer: Gazetteer | None = None
+    html: str | bytes,
+    base_url: str,
+    gazetteer: Gazetteer | None = None,
+    problems: list[str] | None = None,
 ) -> list[SeedEntry]:
     """Rally entries of an index page, in page order, repeated places merged.
 
     Only lines of the main content that start with a known place and a colon count, and
-    only the links on those lines. ``bytes`` are decoded from the page's own charset.
+    only the links on those lines. Relative links resolve against ``base_url`` (or the
+    page's ``<base href>``). Links of those lines that are no web page (``javascript:``,
+    ``mailto:``, ``tel:``, malformed) are skipped, each named in ``problems`` if given.
+    ``bytes`` are decoded from the page's own charset.
     """
-    return _parse_soup(_soup(html), base_url, gazetteer)
+    soup, encoding = _soup(html)
+    found = _parse_soup(soup, base_url, gazetteer, encoding)
+    if problems is not None:
+        problems.extend(found.problems)
+    return list(found.entries.values())
 
 
 def _canonical_url(soup: BeautifulSoup) -> str | None:
@@ -468,85 +628,151 @@ def _normal_kind(kind: str) -> str:
     return re.sub(r"[\s\-]+", "_", kind.strip().lower())
 
 
+_REQUIRED_COLUMNS = ("country", "url")
+
+
+def _csv_header(row: list[str]) -> list[str | None]:
+    """Each column's name (None for an unnamed one); city, kind and label may be missing.
+
+    An unknown column refuses the file: a typo ("lable") must not lose a column in silence.
+    """
+    names = [cell.strip().lower() for cell in row]
+    named = [name for name in names if name]  # a spreadsheet's trailing commas name none
+    wrong = [f"no {name} column" for name in _REQUIRED_COLUMNS if name not in names]
+    wrong += [f"column {n!r} twice" for n in sorted({n for n in named if named.count(n) > 1})]
+    wrong += [f"unknown column {name!r}" for name in named if name not in CSV_COLUMNS]
+    if wrong:
+        raise SeedError(
+            f"line 1: expected the header {','.join(CSV_COLUMNS)}, "
+            f"found {_one_line(','.join(cell.strip() for cell in row))} ({wrong[0]})"
+        )
+    return [name or None for name in names]
+
+
 def parse_csv(
-    text: str, gazetteer: Gazetteer | None = None, problems: list[str] | None = None
+    text: str,
+    gazetteer: Gazetteer | None = None,
+    problems: list[str] | None = None,
+    duplicates: list[str] | None = None,
 ) -> list[SeedEntry]:
     """Entries of a CSV file with the header ``country,city,kind,label,url``.
 
     One row per link (a row without kind, label and url records a place with no link yet);
-    rows of the same place merge. A bad row raises SeedError naming its line; given a
-    ``problems`` list, each bad row's error goes there instead and the row is skipped (a
-    file whose rows are all bad still raises, as does a bad header or CSV syntax).
+    rows of the same place merge, a link listed twice for one place is kept once (its row
+    named in ``duplicates`` if given); the header may omit city, kind and label. A bad row
+    raises SeedError naming its line; given a ``problems`` list, each bad row's error goes
+    there instead and the row is skipped (a file whose rows are all bad still raises, as
+    does a bad header).
     """
     gazetteer = gazetteer or default_gazetteer()
-    resolver = _PlaceResolver(gazetteer)
+    place_of = _CsvPlaces(gazetteer)
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    header: list[str] | None = None
-    entries: dict[tuple[str, str | None], SeedEntry] = {}
-    seen: dict[tuple[str, str | None], set[str]] = {}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
-                continue
-            if header is None:
-                header = [cell.strip().lower() for cell in row]
-                if sorted(header) != sorted(CSV_COLUMNS):
-                    raise SeedError(
-                        f"line {line}: expected the header {','.join(CSV_COLUMNS)}, "
-                        f"found {','.join(cell.strip() for cell in row)}"
-                    )
-                continue
-            try:
-                if len(row) != len(header):
-                    raise SeedError(f"line {line}: expected {len(header)} fields, found {len(row)}")
-                values = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
-                resolved, links = _csv_row(values, line, resolver, gazetteer)
-            except SeedError as exc:
-                if problems is None:
-                    raise
-                problems.append(str(exc))
-                continue
-            _add_entry(entries, seen, resolved, links)
-    except csv.Error as exc:
-        raise SeedError(f"line {reader.line_num}: malformed CSV ({exc})") from exc
+    header: list[str | None] | None = None
+    found = _Collected()
+    end = 0  # the last line read
+    while True:
+        begin = end + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            end = reader.line_num
+            error = SeedError(f"{_lines_named(begin, end)}: malformed CSV ({exc})")
+            if problems is None or header is None:
+                raise error from exc
+            problems.append(str(error))
+            continue
+        end = reader.line_num
+        if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = _csv_header(row)
+            continue
+        where = _lines_named(begin, end)
+        try:
+            if len(row) != len(header):
+                hint = " (an unclosed quote?)" if end > begin else ""
+                raise SeedError(f"{where}: expected {len(header)} fields, found {len(row)}{hint}")
+            values = dict.fromkeys(CSV_COLUMNS, "")
+            values.update(
+                (name, cell.strip()) for name, cell in zip(header, row, strict=True) if name
+            )
+            resolved, links = _csv_row(values, where, place_of)
+        except SeedError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            continue
+        found.add(resolved, links, where)
     if header is None:
         raise SeedError(f"line 1: empty file, expected the header {','.join(CSV_COLUMNS)}")
-    if problems and not entries:
+    if problems is not None:
+        problems.extend(place_of.resolver.budget_problem())
+    if problems and not found.entries:
         more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
         raise SeedError(f"no valid row: {problems[0]}{more}")
-    return list(entries.values())
+    if duplicates is not None:
+        duplicates.extend(found.duplicates)
+    return list(found.entries.values())
+
+
+def _lines_named(begin: int, end: int) -> str:
+    return f"line {end}" if end <= begin else f"lines {begin}-{end}"
+
+
+class _CsvPlaces:
+    """A CSV row's place, each (country, city) text resolved once (large files repeat them)."""
+
+    def __init__(self, gazetteer: Gazetteer) -> None:
+        self.gazetteer = gazetteer
+        self.resolver = _PlaceResolver(gazetteer)
+        self.known: dict[tuple[str, str], _Resolved | str] = {}
+
+    def __call__(self, country_text: str, city_text: str, where: str) -> _Resolved:
+        key = (country_text, city_text)
+        if key not in self.known:
+            self.known[key] = self._resolve(country_text, city_text)
+        found = self.known[key]
+        if isinstance(found, str):
+            raise SeedError(f"{where}: {found}")
+        return found
+
+    def _resolve(self, country_text: str, city_text: str) -> _Resolved | str:
+        if not country_text:
+            return "the country is missing"
+        country = self.gazetteer.country(country_text, fuzzy=False)
+        if country is None:
+            guess = self.gazetteer.country(country_text) if self.resolver.may_guess() else None
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            return f"unknown country {_one_line(country_text, 80)!r}{hint}"
+        city: str | None = None
+        if city_text:
+            found = self.resolver.city(city_text, country[1], fuzzy=True)
+            city = found[1] if found else _clean(_PARENS.sub(" ", city_text)) or city_text
+        return _Resolved(country[0], country[1], country_text, city, city_text or None, True, True)
 
 
 def _csv_row(
-    values: dict[str, str], line: int, resolver: _PlaceResolver, gazetteer: Gazetteer
+    values: dict[str, str], where: str, place_of: _CsvPlaces
 ) -> tuple[_Resolved, list[SeedLink]]:
-    country_text, city_text = _clean(values["country"]), _clean(values["city"])
-    if not country_text:
-        raise SeedError(f"line {line}: the country is missing")
-    country = gazetteer.country(country_text, fuzzy=False)
-    if country is None:
-        guess = gazetteer.country(country_text)
-        hint = f" (did you mean {guess[0]}?)" if guess else ""
-        raise SeedError(f"line {line}: unknown country {country_text!r}{hint}")
-    city: str | None = None
-    if city_text:
-        found = resolver.city(city_text, country[1], fuzzy=True)
-        city = found[1] if found else _clean(_PARENS.sub(" ", city_text)) or city_text
-    resolved = _Resolved(country[0], country[1], country_text, city, city_text or None, True, True)
+    resolved = place_of(_clean(values["country"]), _clean(values["city"]), where)
     kind, label, url = _normal_kind(values["kind"]), _clean(values["label"]), values["url"]
     if not url:
         if kind or label:
-            raise SeedError(f"line {line}: a url is required when kind or label is given")
+            raise SeedError(f"{where}: a url is required when kind or label is given")
         return resolved, []
-    absolute = _absolute_url(url, "")
-    if absolute is None:
-        raise SeedError(f"line {line}: invalid URL {url!r} (expected an absolute http(s) URL)")
+    try:
+        absolute = web_url(url)
+    except BadLink as why:
+        raise SeedError(f"{where}: invalid URL {_one_line(url, 80)!r}: {why}") from None
     if kind and kind not in LINK_KINDS:
         expected = ", ".join(LINK_KINDS)
-        raise SeedError(f"line {line}: unknown kind {values['kind']!r} (use one of {expected})")
+        raise SeedError(
+            f"{where}: unknown kind {_one_line(values['kind'], 40)!r} (use one of {expected})"
+        )
     kind = kind or (kind_from_label(label) if label else "report")
-    return resolved, [SeedLink(kind, label or kind.replace("_", " "), absolute)]
+    return resolved, [_seed_link(label or kind.replace("_", " "), absolute, url, kind)]
 
 
 # --- sources ------------------------------------------------------------------------------
@@ -556,14 +782,45 @@ def _is_url(source: str) -> bool:
     return re.match(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://", source) is not None
 
 
+def max_source_bytes() -> int:
+    """The largest seed source read: ``LINKARCHIVE_SEED_MAXSIZE`` (default 20 MiB)."""
+    text = os.environ.get(SEED_MAXSIZE_SETTING, "").strip()
+    if not text:
+        return MAX_SOURCE_BYTES
+    match = re.fullmatch(r"(\d+)\s*([kmg]?)(i?b)?", text.lower())
+    if match is None or int(match[1]) == 0:
+        raise SeedError(
+            f"{SEED_MAXSIZE_SETTING}={text!r}: give a size in bytes, or e.g. 50MB or 64MiB"
+        )
+    return int(match[1]) * 1024 ** " kmg".index(match[2] or " ")
+
+
+def _mebibytes(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{size} bytes"
+    return f"{size / (1024 * 1024):.1f} MiB".replace(".0 MiB", " MiB")
+
+
+def _too_large(where: str, size: int | None, limit: int) -> SeedError:
+    got = f"{_mebibytes(size)}, more" if size else "more"
+    return SeedError(
+        f"{where} is {got} than the seed source limit of {_mebibytes(limit)} "
+        f"({SEED_MAXSIZE_SETTING} sets it): not read"
+    )
+
+
 def _fetch(url: str) -> tuple[bytes, str, str | None, str]:
-    """(body, content type, charset, final URL) of ``url``."""
+    """(body, content type, charset, final URL) of ``url``, at most max_source_bytes()."""
+    limit = max_source_bytes()
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
     policy = address_policy()  # a bad setting is the operator's error, not the URL's
     try:
         with guarded_urlopen(request, timeout=FETCH_TIMEOUT, policy=policy) as response:
-            body = response.read(MAX_SOURCE_BYTES + 1)
             headers: Message = response.headers
+            length = headers.get("Content-Length", "")
+            if length.strip().isdigit() and int(length) > limit:  # refused before reading
+                raise _too_large(url, int(length), limit)
+            body = response.read(limit + 1)
             final_url = response.geturl() or url
     except AddressRefused as exc:  # never fetched: nothing to tell a port scanner
         raise SeedError(f"cannot fetch {url}: {exc}") from exc
@@ -573,8 +830,8 @@ def _fetch(url: str) -> tuple[bytes, str, str | None, str]:
         raise SeedError(f"cannot reach {url}: {exc.reason}") from exc
     except (OSError, ValueError) as exc:  # timeouts, resets, malformed responses
         raise SeedError(f"cannot fetch {url}: {exc}") from exc
-    if len(body) > MAX_SOURCE_BYTES:
-        raise SeedError(f"{url} is larger than {MAX_SOURCE_BYTES // (1024 * 1024)} MB")
+    if len(body) > limit:
+        raise _too_large(url, None, limit)
     return body, headers.get_content_type(), headers.get_content_charset(), final_url
 
 
@@ -585,6 +842,27 @@ def _decode_csv(data: bytes, where: str, charset: str | None = None) -> str:
         raise SeedError(f"{where}: not a UTF-8 text file ({exc})") from exc
 
 
+def _from_csv(location: str, data: bytes, content_type: str, charset: str | None) -> SeedSource:
+    problems: list[str] = []
+    duplicates: list[str] = []
+    text = _decode_csv(data, location, charset)
+    entries = parse_csv(text, problems=problems, duplicates=duplicates)
+    return SeedSource(location, entries, data, content_type, problems, duplicates, "rows")
+
+
+def _from_html(
+    location: str, data: bytes, content_type: str, charset: str | None, base_url: str | None
+) -> SeedSource:
+    soup, encoding = _soup(data, charset)
+    # A saved page's relative links belong to the site it was saved from, not to the disk.
+    base = base_url or _canonical_url(soup) or Path(location).as_uri()
+    found = _parse_soup(soup, base, None, encoding)
+    entries = list(found.entries.values())
+    return SeedSource(
+        location, entries, data, content_type, found.problems, found.duplicates, "links"
+    )
+
+
 def _load_url(url: str) -> SeedSource:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
@@ -593,13 +871,10 @@ def _load_url(url: str) -> SeedSource:
         raise SeedError(f"invalid URL {url!r}: no host name")
     body, content_type, charset, final_url = _fetch(url)
     if content_type in ("text/csv", "application/csv") or parts.path.lower().endswith(".csv"):
-        problems: list[str] = []
-        entries = parse_csv(_decode_csv(body, url, charset), problems=problems)
-        return SeedSource(url, entries, body, content_type, problems)
+        return _from_csv(url, body, content_type, charset)
     if "html" not in content_type and "xml" not in content_type and content_type != "text/plain":
         raise SeedError(f"{url}: expected an HTML page or a CSV file, got {content_type}")
-    entries = _parse_soup(_soup(body, charset), final_url, None)
-    return SeedSource(url, entries, body, content_type)
+    return _from_html(url, body, content_type, charset, final_url)
 
 
 def _load_file(source: str) -> SeedSource:
@@ -614,18 +889,20 @@ def _load_file(source: str) -> SeedSource:
             f"unsupported file type {suffix or '(none)'!r} for {path}: "
             "use a .html, .htm or .csv file"
         )
+    limit = max_source_bytes()
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        if size > limit:  # refused before a byte is read
+            raise _too_large(str(path), size, limit)
+        with path.open("rb") as file:
+            data = file.read(limit + 1)  # it may have grown since
     except OSError as exc:
         raise SeedError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise _too_large(str(path), None, limit)
     if suffix == ".csv":
-        problems = []
-        entries = parse_csv(_decode_csv(data, str(path)), problems=problems)
-        return SeedSource(str(path), entries, data, "text/csv", problems)
-    soup = _soup(data)
-    # A saved page's relative links belong to the site it was saved from, not to the disk.
-    entries = _parse_soup(soup, _canonical_url(soup) or path.as_uri(), None)
-    return SeedSource(str(path), entries, data, "text/html")
+        return _from_csv(str(path), data, "text/csv", None)
+    return _from_html(str(path), data, "text/html", None, None)
 
 
 def load_source(source: str) -> SeedSource:
@@ -640,5 +917,8 @@ def load_source(source: str) -> SeedSource:
         raise SeedError("no seed source given: pass a URL or a .html/.csv file")
     loaded = _load_url(source) if _is_url(source) else _load_file(source)
     if not loaded.entries:
-        raise SeedError(f"no rally entries found in {loaded.location}")
+        skipped = loaded.problems
+        more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+        why = f" (skipped {skipped[0]}{more})" if skipped else ""
+        raise SeedError(f"no rally entries found in {loaded.location}{why}")
     return loaded

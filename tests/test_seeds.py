@@ -15,8 +15,10 @@ from bs4 import BeautifulSoup
 
 from pipeline.seeds import (
     DEFAULT_SOURCE,
+    FUZZY_LOOKUPS,
     LINK_KINDS,
     USER_AGENT,
+    BadLink,
     SeedEntry,
     SeedError,
     SeedLink,
@@ -24,6 +26,7 @@ from pipeline.seeds import (
     load_source,
     parse_csv,
     parse_index_html,
+    web_url,
 )
 
 REPLICA = Path(__file__).resolve().parents[1] / "pipeline" / "replica" / "pages" / "index.html"
@@ -662,3 +665,324 @@ def test_a_csv_s_bad_rows_are_named_and_its_good_rows_imported(tmp_path: Path) -
     assert done.returncode == 1
     assert done.stderr.startswith("linkarchive: error: no valid row: line 2: unknown country")
     assert "(and 1 more bad rows)" in done.stderr
+
+
+# --- hostile and sloppy sources -------------------------------------------------------------
+
+# A page as sloppy as real ones get: unclosed tags, an unquoted attribute, a stray </div>,
+# links that are no web page, relative links, an IDN host, spaces and unicode in URLs.
+BROKEN_PAGE = """<html><head><title>Rallies</title><body><div class=entry-content>
+<p>Latvia, Riga: <a href="../r/riga#top">link report</a> <a href="javascript:void(0)">share</a>
+ <a href="mailto:press@example.org">mail us</a> <a href="TEL:+371 000">call</a><br>
+Germany, Berlin: <a href="http://[::1/x">link report</a> <a href="//127.0.0.1:99999/p">photos</a>
+<br>Poland, Warsaw: <a href=" http://Bücher.example/Straße der
+ Freiheit/ü?q=ä ">link report</a>
+<a href="http://xn--bcher-kva.example/Stra%C3%9Fe%20der%20Freiheit/%C3%BC?q=%C3%A4">again</a>
+<br>Austria, Vienna: <a href="http://ex ample.org/">r</a> <a href="#comments">comments</a>
+<p>Estonia, Tallinn: <a href='/gal'><b>photo gallery</a></b> <div><span>never closed
+<p>Belgium: <a href=https://news.example/be>link report
+</div></div><footer><p>Norway, Oslo: <a href="mailto:x@example.org">not in the content</a>
+"""
+BROKEN_BASE = "http://127.0.0.1:9/news/page/"
+IDN_URL = "http://xn--bcher-kva.example/Stra%C3%9Fe%20der%20Freiheit/%C3%BC?q=%C3%A4"
+
+
+def test_a_broken_page_keeps_its_good_links_and_names_each_bad_one() -> None:
+    problems: list[str] = []
+    got = parse_index_html(BROKEN_PAGE, BROKEN_BASE, problems=problems)
+    assert [(e.country, e.city, [(x.kind, x.url) for x in e.links]) for e in got] == [
+        ("Latvia", "Riga", [("report", "http://127.0.0.1:9/news/r/riga")]),  # relative: resolved
+        ("Germany", "Berlin", []),  # "Country, City" with no good link is still a place
+        ("Poland", "Warsaw", [("report", IDN_URL)]),  # the punycode twin is the same link
+        ("Austria", "Vienna", []),
+        ("Estonia", "Tallinn", [("photo_gallery", "http://127.0.0.1:9/gal")]),
+        ("Belgium", None, [("report", "https://news.example/be")]),
+    ]
+    assert problems == [
+        "link 'share' of 'Latvia, Riga' ('javascript:void(0)'): "
+        "a javascript: link (a script), not an http(s) URL",
+        "link 'mail us' of 'Latvia, Riga' ('mailto:press@example.org'): "
+        "a mailto: link (an e-mail address), not an http(s) URL",
+        "link 'call' of 'Latvia, Riga' ('TEL:+371 000'): "
+        "a tel: link (a phone number), not an http(s) URL",
+        "link 'link report' of 'Germany, Berlin' ('http://[::1/x'): "
+        "a malformed URL (Invalid IPv6 URL)",
+        "link 'photos' of 'Germany, Berlin' ('//127.0.0.1:99999/p'): "
+        "a malformed URL (Port out of range 0-65535)",
+        "link 'r' of 'Austria, Vienna' ('http://ex ample.org/'): "
+        "an invalid host name 'ex ample.org'",
+    ]  # the footer's mailto: is no rally line: not a problem; #comments is on the page
+
+
+def test_the_replica_page_has_no_problems(page: str) -> None:
+    problems: list[str] = []
+    parse_index_html(page, PAGE_URL, problems=problems)
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("href", "url"),
+    [
+        ("http://Bücher.example/", "http://xn--bcher-kva.example/"),
+        ("HTTP://BÜCHER.EXAMPLE:80/a b/ü?q=ä ö#frag", "http://xn--bcher-kva.example/a%20b/%C3%BC?q=%C3%A4%20%C3%B6"),
+        ("https://xn--bcher-kva.example:443/", "https://xn--bcher-kva.example/"),
+        ("https://münchen.de:8443/straße", "https://xn--mnchen-3ya.de:8443/stra%C3%9Fe"),
+        ("\n  http://example.org/a\tb/%7Euser  ", "http://example.org/ab/%7Euser"),
+        ("http://[2001:DB8::1]:8080/x", "http://[2001:db8::1]:8080/x"),
+    ],
+)  # fmt: skip
+def test_web_url_gives_one_canonical_form(href: str, url: str) -> None:
+    assert web_url(href) == url
+    assert web_url(url) == url  # canonical already: unchanged
+
+
+def test_web_url_encodes_the_query_in_the_page_s_charset() -> None:
+    assert web_url("/p?q=Минск", "http://127.0.0.1:9/", "cp1251") == (
+        "http://127.0.0.1:9/p?q=%CC%E8%ED%F1%EA"
+    )
+
+
+@pytest.mark.parametrize(
+    ("href", "base", "why"),
+    [
+        ("javascript:alert(1)", "", "a javascript: link (a script)"),
+        ("mailto:a@example.org", "", "a mailto: link (an e-mail address)"),
+        ("tel:+1", "", "a tel: link (a phone number)"),
+        ("/relative/path", "", "a relative URL: give an absolute http(s) URL"),
+        ("//example.org/x", "", "a relative URL"),
+        ("page.html", "file:///saved/index.html", "a relative link, and the page gives no web"),
+        ("http://", "", "a URL without a host name"),
+        ("http://a..b/", "", "an invalid host name 'a..b'"),
+        ("http://%41.example/", "", "an invalid host name"),
+        ("http://example.org/" + "x" * 2100, "", "a URL longer than 2048 characters"),
+        ("   ", "", "an empty link"),
+    ],
+)
+def test_web_url_says_why_a_link_is_no_web_page(href: str, base: str, why: str) -> None:
+    with pytest.raises(BadLink) as raised:
+        web_url(href, base)
+    assert str(raised.value).startswith(why)
+
+
+def test_a_csv_s_urls_are_canonical_its_duplicates_counted_its_originals_kept() -> None:
+    problems: list[str] = []
+    duplicates: list[str] = []
+    text = (
+        "country,url,label\n"  # city and kind may be left out
+        "Poland,http://Bücher.example/Straße der Freiheit/ü?q=ä,link report\n"
+        f"Poland,{IDN_URL},the same link\n"
+        "Poland,/relative/report,r\n"
+        "Poland,mailto:press@example.org,r\n"
+        "Poland,http://Bücher.example/Straße der Freiheit/ü?q=ä,again\n"
+    )
+    (entry,) = parse_csv(text, problems=problems, duplicates=duplicates)
+    assert [(x.url, x.label, x.original) for x in entry.links] == [
+        (IDN_URL, "link report", "http://Bücher.example/Straße der Freiheit/ü?q=ä")
+    ]
+    assert duplicates == ["line 3 (as line 2)", "line 6 (as line 2)"]
+    assert problems == [
+        "line 4: invalid URL '/relative/report': a relative URL: give an absolute http(s) URL",
+        "line 5: invalid URL 'mailto:press@example.org': a mailto: link (an e-mail address), "
+        "not an http(s) URL",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("country,city,kind,label\nFrance,,,\n", r"^line 1: expected the header .*\(no url"),
+        ("country,url,url\nFrance,,\n", r"\(column 'url' twice\)$"),
+        ("country,city,kind,lable,url\nFrance,,,,\n", r"\(unknown column 'lable'\)$"),
+    ],
+)  # fmt: skip
+def test_a_csv_header_without_url_or_with_a_typo_is_refused(text: str, message: str) -> None:
+    with pytest.raises(SeedError, match=message):
+        parse_csv(text, problems=[])
+
+
+def test_a_csv_s_huge_field_and_unclosed_quote_are_row_problems() -> None:
+    problems: list[str] = []
+    text = (HEADER + "France,Paris,report,r,https://x.example/1\n"
+            f'France,Lille,report,"{"x" * 200_000}",https://x.example/2\n'
+            "France,Metz,report,r,https://x.example/3\n"
+            'France,Lyon,report,"r,https://x.example/4\n'  # swallows the rest of the file
+            "France,Nice,report,r,https://x.example/5\n")  # fmt: skip
+    got = parse_csv(text, problems=problems)
+    assert [link.url for e in got for link in e.links] == [
+        "https://x.example/1", "https://x.example/3"
+    ]  # fmt: skip
+    assert problems == [
+        "line 3: malformed CSV (field larger than field limit (131072))",
+        "lines 5-6: expected 5 fields, found 4 (an unclosed quote?)",
+    ]
+
+
+def test_guessing_misspelt_places_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each guess compares a name with the whole gazetteer: a source with thousands of
+    unknown names gets FUZZY_LOOKUPS of them, and says so, instead of taking hours."""
+    import difflib
+
+    calls: list[str] = []
+    close_matches = difflib.get_close_matches
+
+    def counted(word: str, *args: object, **kwargs: object) -> list[str]:
+        calls.append(word)
+        return close_matches(word, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(difflib, "get_close_matches", counted)
+    problems: list[str] = []
+    lines = "".join(f"<p>Qzx{n}vil: <a href='/r/{n}'>r</a></p>" for n in range(1000))
+    parse_index_html(f"<main><p>Germny, Berlin: <a href='/b'>r</a></p>{lines}</main>",
+                     "http://127.0.0.1:9/", problems=problems)  # fmt: skip
+    assert len(calls) <= FUZZY_LOOKUPS
+    assert problems == [
+        f"spelling guesses after {FUZZY_LOOKUPS} unknown place names: later places count "
+        "only when spelt as in the gazetteer (an unusually long source)"
+    ]
+    calls.clear()
+    problems.clear()
+    rows = "".join(f"Germany,Qzx{n}dorf,,,\n" for n in range(1000))
+    assert len(parse_csv(HEADER + rows, problems=problems)[0].city or "") > 0
+    assert len(calls) <= FUZZY_LOOKUPS and len(problems) == 1
+
+
+def test_a_prose_page_needs_no_guesses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines without links count only with exact place names: a long text with colons
+    costs no guess at all."""
+    import difflib
+
+    def refuse(*args: object, **kwargs: object) -> list[str]:
+        raise AssertionError("a guess was made")
+
+    monkeypatch.setattr(difflib, "get_close_matches", refuse)
+    prose = "".join(f"<p>Note {n}: the march went on.</p>" for n in range(300))
+    got = parse_index_html(f"<main>{prose}<p>Belgium, Brüssel:</p></main>", "http://127.0.0.1/")
+    assert [(e.country, e.city) for e in got] == [("Belgium", "Brussels")]
+
+
+def _import(home: Path, source: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from pipeline.cli import main
+
+    code = main(["--home", str(home), "seeds", "import", source])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _catalog_urls(home: Path) -> list[str]:
+    from sqlalchemy import select
+
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.models import Link
+    from pipeline.config import paths
+
+    with session_scope(paths(home).database_url) as session:
+        return sorted(session.scalars(select(Link.url)))
+
+
+def test_seeds_import_of_a_broken_page_names_each_skipped_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like a CSV's bad rows: one line per skipped link, the good ones imported, exit 1;
+    the original of a rewritten URL is kept in the import's archived record."""
+    import json
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    source = tmp_path / "rallies.html"
+    canonical = f'<link rel="canonical" href="{BROKEN_BASE}">'
+    source.write_text(BROKEN_PAGE.replace("<title>", canonical + "<title>"), encoding="utf-8")
+    home = tmp_path / "home"
+    code, out, err = _import(home, str(source), capsys)
+    assert code == 1, err
+    lines = out.splitlines()
+    skipped = [line for line in lines if line.startswith("skipped link ")]
+    assert len(skipped) == 6 and "'mailto:press@example.org'" in skipped[1]
+    assert "6 links skipped: correct them and import the page again." in lines
+    assert f"1 duplicate link skipped (imported once): {IDN_URL}" in lines
+    assert _catalog_urls(home) == sorted(
+        ["http://127.0.0.1:9/news/r/riga", IDN_URL, "http://127.0.0.1:9/gal",
+         "https://news.example/be"]
+    )  # fmt: skip
+    (warc,) = (home / "warcs").glob("*.warc.gz")
+    with warc.open("rb") as stream:
+        (entries,) = [json.loads(r.content_stream().read())["entries"]
+                      for r in ArchiveIterator(stream) if r.rec_type == "metadata"]  # fmt: skip
+    warsaw = next(e for e in entries if e["city"] == "Warsaw")
+    assert warsaw["links"][0]["url"] == IDN_URL
+    assert warsaw["links"][0]["original"] == "http://Bücher.example/Straße der\n Freiheit/ü?q=ä"
+
+
+def test_a_page_whose_links_are_all_bad_names_the_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "bad.html"
+    source.write_text("<p>Norway, Oslo: <a href='javascript:go()'>r</a></p>"
+                      "<p>Oslo: <a href='mailto:a@example.org'>r</a></p>")  # fmt: skip
+    code, out, err = _import(tmp_path / "home", str(source), capsys)
+    # "Norway, Oslo:" is still a place (with no link yet); "Oslo: mail" is nothing.
+    assert code == 1 and "skipped link 'r' of 'Oslo' ('mailto:a@example.org')" in out
+    source.write_text("<p>Oslo: <a href='javascript:go()'>r</a></p>")
+    code, out, err = _import(tmp_path / "home", str(source), capsys)
+    assert code == 1
+    assert err == (
+        f"linkarchive: error: no rally entries found in {source} (skipped link 'r' of 'Oslo' "
+        "('javascript:go()'): a javascript: link (a script), not an http(s) URL)\n"
+    )
+
+
+def test_a_50_mb_seed_file_is_refused_in_one_line_before_it_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sources beyond LINKARCHIVE_SEED_MAXSIZE (20 MiB) are refused by their size, before a
+    byte is read (a 50 MB import would take minutes and a gigabyte of memory)."""
+    for name in ("big.csv", "big.html"):
+        big = tmp_path / name
+        with big.open("wb") as file:
+            file.write(HEADER.encode())
+            file.truncate(50 * 1024 * 1024)  # a real 50 MiB file (sparse: quick to make)
+        code, out, err = _import(tmp_path / "home", str(big), capsys)
+        assert code == 1 and out == ""
+        assert err == (
+            f"linkarchive: error: {big} is 50 MiB, more than the seed source limit of 20 MiB "
+            "(LINKARCHIVE_SEED_MAXSIZE sets it): not read\n"
+        )
+    assert _catalog_urls(tmp_path / "home") == []
+
+
+def test_the_seed_size_limit_is_a_setting(
+    tmp_path: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "seeds.csv"
+    source.write_text(GOOD_CSV, encoding="utf-8")
+    server.routes["/seeds.csv"] = (200, "text/csv", GOOD_CSV.encode())
+    monkeypatch.setenv("LINKARCHIVE_SEED_MAXSIZE", "100")
+    with pytest.raises(SeedError, match=r"seeds\.csv is \d+ bytes, more than .* of 100 bytes"):
+        load_source(str(source))
+    with pytest.raises(SeedError, match=r"more than the seed source limit") as raised:
+        load_source(f"{server.url}/seeds.csv")  # by its Content-Length, before reading
+    assert str(raised.value).startswith(f"{server.url}/seeds.csv is ")
+    monkeypatch.setenv("LINKARCHIVE_SEED_MAXSIZE", "1KiB")
+    assert len(load_source(str(source)).entries) == 4
+    assert len(load_source(f"{server.url}/seeds.csv").entries) == 4
+    monkeypatch.setenv("LINKARCHIVE_SEED_MAXSIZE", "lots")
+    with pytest.raises(SeedError, match=r"^LINKARCHIVE_SEED_MAXSIZE='lots': give a size"):
+        load_source(str(source))
+
+
+def test_a_large_csv_of_valid_rows_imports_every_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """30,000 rows (2.5 MB; one statement per few thousand links, not per link)."""
+    rows = "".join(
+        f"{country},{city},report,report {n},https://news{n % 7}.example/{n}\n"
+        for n in range(30_000)
+        for country, city in [[("Germany", "Berlin"), ("Japan", "Tokio")][n % 2]]
+    )
+    source = tmp_path / "large.csv"
+    again = "".join(rows.splitlines(keepends=True)[:10])  # listed twice: imported once
+    source.write_text(HEADER + rows + again, encoding="utf-8")
+    code, out, err = _import(tmp_path / "home", str(source), capsys)
+    assert code == 0, err
+    assert "30000 new links (30000 links listed)" in out
+    assert "10 duplicate rows skipped (imported once): line 30002 (as line 2), " in out
+    assert len(_catalog_urls(tmp_path / "home")) == 30_000

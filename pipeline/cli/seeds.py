@@ -27,8 +27,10 @@ def seeds() -> None:
 def seeds_import(ctx: click.Context, source: str) -> None:
     """Import an index page (URL or .html file) or a .csv (country,city,kind,label,url).
 
-    A CSV's bad rows are skipped and each is named; the valid ones are imported (exit
-    status 1 when some were skipped)."""
+    A CSV's bad rows, and a page's links that are no web page (javascript:, mailto:, tel:,
+    malformed), are skipped and each is named; the valid ones are imported (exit status 1
+    when some were skipped). A link listed twice is imported once. Sources larger than
+    LINKARCHIVE_SEED_MAXSIZE (20 MiB) are refused."""
     from pipeline.catalog.importer import import_entries
     from pipeline.seedarchive import archive_import
     from pipeline.seeds import load_source
@@ -45,11 +47,24 @@ def seeds_import(ctx: click.Context, source: str) -> None:
         f"{result.countries_added} new countries, {result.cities_added} new cities, "
         f"{result.links_added} new links ({result.links_total} links listed)."
     )
+    if loaded.duplicates:
+        shown = ", ".join(loaded.duplicates[:5]) + (", …" if len(loaded.duplicates) > 5 else "")
+        say(
+            f"{_count(len(loaded.duplicates), loaded.unit, 'duplicate ')} skipped "
+            f"(imported once): {shown}"
+        )
     for problem in loaded.problems:
         say(f"skipped {problem}")
     if loaded.problems:
-        say(f"{len(loaded.problems)} rows skipped: correct them and import the file again.")
+        say(
+            f"{_count(len(loaded.problems), loaded.unit)} skipped: correct them and import the "
+            f"{'file' if loaded.unit == 'rows' else 'page'} again."
+        )
         raise click.exceptions.Exit(1)
+
+
+def _count(number: int, plural: str, adjective: str = "") -> str:
+    return f"{number} {adjective}{plural if number != 1 else plural.removesuffix('s')}"
 
 
 @seeds.command("list")
