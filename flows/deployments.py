@@ -44,8 +44,24 @@ def _flow_named(name: str) -> Flow[..., Any]:
     raise ScheduleError(f"deployment of an unknown flow {name!r}")
 
 
+def check_cron(cron: str) -> None:
+    """:class:`ScheduleError` in one line if ``cron`` is no cron expression Prefect takes."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron, timezone="UTC")
+    except ValidationError as exc:
+        why = str(exc.errors()[0].get("msg", "")).removeprefix("Value error, ")
+        raise ScheduleError(
+            f"invalid cron {cron!r}: {why} (five fields: minute hour day-of-month month "
+            "day-of-week, e.g. '0 3 * * 1' for Mondays at 03:00 UTC)"
+        ) from None
+
+
 def add(name: str, cron: str, what: str, parameters: dict[str, Any]) -> str:
     """Create (or update) the schedule ``name``: run ``what`` ("crawl"/"check") on ``cron``."""
+    check_cron(cron)
     require_server()
     try:
         deployment = FLOWS[what].to_deployment(
@@ -109,7 +125,9 @@ def serve_schedules() -> None:
         )
         for s in schedules
     ]
-    serve(*deployments)
+    # Schedules stay active when this process stops: a restart (or another `schedule serve`)
+    # picks them up, instead of every one being left paused.
+    serve(*deployments, pause_on_shutdown=False)
 
 
 # Workers -----------------------------------------------------------------------------

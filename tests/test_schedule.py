@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +78,9 @@ def test_a_schedule_is_a_deployment_whose_triggered_run_completes(
     finally:
         os.killpg(serving.pid, signal.SIGTERM)
         serving.wait(30)
+    # Stopping `schedule serve` leaves the schedule active (Prefect would pause it).
+    listed = json.loads(run(server, "schedule", "list", "--format", "json").stdout)
+    assert [s["paused"] for s in listed if s["name"] == "weekly-check"] == [False]
 
     removed = run(server, "schedule", "remove", "weekly-check")
     assert removed.returncode == 0, removed.stderr
@@ -94,6 +98,27 @@ def test_schedules_need_a_real_server(tmp_path: Path) -> None:
     assert result.stderr.startswith("linkarchive: error: schedules need a real Prefect server")
     bad = run(env, "schedule", "add", "--cron", "0 3 * * *")
     assert bad.returncode == 1 and "--crawl or --check" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--cron", "0 3 * * 1", "--check", "--crawl"], "--crawl or --check (one each"),
+        (["--cron", "every monday", "--crawl"], "invalid cron 'every monday': Invalid cron"),
+        (["--cron", "0 25 * * *", "--check"], "invalid cron '0 25 * * *'"),
+    ],
+)
+def test_bad_schedules_are_refused_in_one_line_before_anything_is_asked(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    """Both flags at once (only one was scheduled, silently) and a bad cron (a pydantic
+    dump) are one line, before a server is even needed."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path)}
+    env.pop("PREFECT_API_URL", None)
+    result = run(env, "--home", str(tmp_path / "d"), "schedule", "add", *args)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
+    assert "validation error" not in result.stderr and "real Prefect server" not in result.stderr
 
 
 def test_workers_and_pool_crawls_need_a_real_server_and_a_store(tmp_path: Path) -> None:

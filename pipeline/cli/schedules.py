@@ -25,8 +25,8 @@ def schedule() -> None:
 
 @schedule.command("add")
 @click.option("--cron", required=True, help="When, as a cron expression (UTC), e.g. '0 3 * * 1'.")
-@click.option("--crawl", "what", flag_value="crawl", help="Schedule a crawl.")
-@click.option("--check", "what", flag_value="check", help="Schedule a check.")
+@click.option("--crawl", "crawl", is_flag=True, help="Schedule a crawl.")
+@click.option("--check", "check", is_flag=True, help="Schedule a check.")
 @click.option("--country")
 @click.option("--city")
 @click.option("--kind", type=click.Choice(LINK_KINDS))
@@ -35,17 +35,22 @@ def schedule() -> None:
 def schedule_add(
     ctx: click.Context,
     cron: str,
-    what: str | None,
+    crawl: bool,
+    check: bool,
     country: str | None,
     city: str | None,
     kind: str | None,
     name: str | None,
 ) -> None:
     """Add (or replace) a schedule."""
-    from flows.deployments import add
+    from flows.deployments import add, check_cron
 
-    if what is None:
-        raise UserError("say what to schedule: --crawl or --check")
+    if crawl == check:
+        raise UserError(
+            "say what to schedule: --crawl or --check (one each: two schedules for both)"
+        )
+    what = "crawl" if crawl else "check"
+    check_cron(cron)
     where = _home(ctx)
     parameters = {"country": country, "city": city, "kind": kind, "home": str(where.home)}
     parameters = {k: v for k, v in parameters.items() if v is not None}
