@@ -129,6 +129,14 @@ def test_markdown_has_the_verification_commands_and_inert_text(facts: dict[str, 
     assert "<i>" not in text and "<b>" not in text
 
 
+@pytest.mark.parametrize("render", [render_html, render_markdown])
+def test_without_a_timestamp_no_step_names_a_token(render: Any, facts: dict[str, Any]) -> None:
+    """A package without a timestamp token: the steps name only files it has."""
+    text = render({k: v for k, v in facts.items() if k != "timestamp"})
+    assert "timestamp.tsr" not in text and "openssl ts" not in text
+    assert "warcio check -v archive/data.warc.gz" in text
+
+
 def test_a_tampered_ledger_is_flagged(facts: dict[str, Any]) -> None:
     lines = _ledger()
     edited = json.loads(lines[1]) | {"actor": "someone else"}
