@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.catalog import session_scope
 from pipeline.cli import main
+from pipeline.config import paths
+from pipeline.users import authenticate
 
 pytestmark = pytest.mark.e2e
 
@@ -20,9 +23,13 @@ def test_demo_archives_the_replica_world_and_reports(
     assert "Crawl run 1 finished: 25 of 25 links" in out
     demo_home = tmp_path / "demo"
     assert list((demo_home / "warcs").glob("*.warc.gz"))
-    # Run again: the demo starts afresh in the folder it made itself.
+    # Run again: the demo starts afresh in the folder it made itself, keeping its users.
+    assert main(["--home", str(demo_home), "users", "add", "ana", "--role", "researcher"]) == 0
+    token = capsys.readouterr().out.strip().split()[-1]
     assert main(["--home", str(tmp_path), "demo"]) == 0
     assert "Crawl run 1 finished" in capsys.readouterr().out
+    with session_scope(paths(demo_home).database_url) as session:
+        assert authenticate(session, "ana", token) is not None  # the same token signs in
 
 
 def test_demo_never_deletes_a_folder_it_did_not_create(

@@ -34,9 +34,10 @@ def demo(ctx: click.Context) -> None:
     from pipeline.replica import ReplicaWorld
 
     where = paths(Path(ctx.obj.get("home") or paths().home) / "demo")
-    _reset_demo_home(where.home)
+    users = _reset_demo_home(where.home)
     where.ensure()
     (where.home / DEMO_MARKER).write_text("created by `linkarchive demo`; safe to delete\n")
+    _restore_users(where, users)
     # Only loopback: the demo must never reach another host.
     os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
     os.environ["LINKARCHIVE_ALLOW_ADDRESSES"] = "127.0.0.0/8"  # the replica world is on loopback
@@ -103,14 +104,37 @@ def _show_browser_capture(where: Paths, url: str) -> None:
     say(f"Its screenshot is capture {shot}: open /links/{link.id} in the web app (below).")
 
 
-def _reset_demo_home(home: Path) -> None:
-    """Start the demo afresh, deleting only a folder the demo itself created."""
+def _reset_demo_home(home: Path) -> list[dict[str, object]]:
+    """Start the demo afresh, deleting only a folder the demo itself created; returns the
+    users it had (names, roles, token hashes), which the new demo home keeps."""
     if not home.exists():
-        return
+        return []
     if not (home / DEMO_MARKER).exists():
         raise UserError(f"{home} exists and was not created by the demo; not touching it")
+    from sqlalchemy import select
+
+    from pipeline.catalog.models import User
+
+    users: list[dict[str, object]] = []
+    if (home / "catalog.sqlite").exists() or not paths(home).database_url.startswith("sqlite"):
+        with session_scope(paths(home).database_url) as session:
+            users = [
+                {k: getattr(u, k) for k in ("name", "role", "token_sha256", "created_at")}
+                for u in session.scalars(select(User))
+            ]
     forget_engine(paths(home).database_url)
     shutil.rmtree(home)
+    return users
+
+
+def _restore_users(where: Paths, users: list[dict[str, object]]) -> None:
+    """Add back the users a demo home had before it was reset (their tokens still work)."""
+    from pipeline.catalog.models import User
+
+    if users:
+        with session_scope(where.database_url) as session:
+            session.add_all(User(**user) for user in users)
+        say(f"Kept {len(users)} user(s) of the previous demo home.")
 
 
 @cli.command()
