@@ -422,3 +422,19 @@ def test_anonymous_is_sent_to_login_and_only_archivists_see_manage(
         assert answer is not None and answer.status == 403
     finally:
         other.close()
+
+
+def test_japanese_text_renders_as_glyphs_not_empty_boxes(browser: Browser) -> None:
+    """Screenshots of Japanese titles show the characters: a CJK font is installed
+    (`.ci/run` installs fonts-noto-cjk). Without one every character is the same empty
+    box, so two orders of the same characters would look alike."""
+    page = browser.new_page()
+
+    def shot(text: str) -> bytes:
+        page.set_content(f"<meta charset=utf-8><p style='font-size:48px'>{text}</p>")
+        return page.screenshot()
+
+    try:
+        assert shot("東京で連帯") != shot("連帯で東京")
+    finally:
+        page.close()
