@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.catalog.fulltext import EXPORT_COLUMNS
 from pipeline.cli import main
 from pipeline.replica.content import LINKS
 
@@ -73,6 +74,7 @@ def test_search_csv(crawled: dict[str, Any], capsys: pytest.CaptureFixture[str])
     assert code == 0
     header = out.splitlines()[0].split(",")
     assert header[:3] == ["link_id", "country", "city"]
+    assert tuple(header) == EXPORT_COLUMNS  # the web app's and the API's columns too
 
 
 def test_status_lists_every_place_even_without_links(
@@ -95,6 +97,35 @@ def test_show_lists_captures(crawled: dict[str, Any], capsys: pytest.CaptureFixt
     code, out, _ = run(capsys, "--home", str(crawled["home"]), "show", str(rows[0]["link_id"]))
     assert code == 0
     assert "redirect" in out and "301" in out and "ottawa-solidarity-rally" in out
+
+
+def test_show_as_json_and_csv_keeps_everything_whole(
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Machine-readable `show`: URLs and WARC names never cut, ids named as what they are."""
+    import csv
+    import io
+
+    link_id = search_json(capsys, crawled["home"], "--city", "Ottawa")[0]["link_id"]
+    code, out, _ = run(capsys, "--home", str(crawled["home"]), "show", str(link_id),
+                       "--format", "json")  # fmt: skip
+    shown = json.loads(out)
+    assert code == 0 and shown["link_id"] == link_id and shown["captures"]
+    first = shown["captures"][0]
+    assert first["warc_file"].endswith(".warc.gz") and first["capture_url"].startswith("http")
+    code, out, _ = run(capsys, "--home", str(crawled["home"]), "show", str(link_id),
+                       "--format", "csv")  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == len(shown["captures"])
+    assert [int(r["capture_id"]) for r in rows] == [c["capture_id"] for c in shown["captures"]]
+    assert {r["link_id"] for r in rows} == {str(link_id)}
+    assert rows[0]["warc_file"] == first["warc_file"]
+    # The table, piped (as here), cuts nothing either: long URLs and WARC names whole.
+    code, out, _ = run(capsys, "--home", str(crawled["home"]), "show", str(link_id))
+    for capture in shown["captures"]:
+        assert f"{capture['warc_file']}@{capture['warc_offset']}" in out
+        assert capture["capture_url"] in out
+    assert "…" not in out
 
 
 def test_get_writes_decoded_payload(

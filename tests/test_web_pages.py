@@ -17,9 +17,9 @@ from sqlalchemy import select
 from webkit import client_as, copy_home, csrf_of, make_app, session_client
 
 from pipeline.catalog import session_scope
+from pipeline.catalog.fulltext import csv_cell
 from pipeline.catalog.models import City, Link, PageMetadataRow
 from pipeline.catalog.queries import status_summary
-from pipeline.web.pages import csv_cell
 
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
@@ -303,3 +303,33 @@ def test_ids_out_of_range_are_not_found_on_every_route(site: dict[str, Any], bad
     for path in (f"/captures/{bad}/payload", f"/captures/{bad}/evidence", f"{api}/payload",
                  f"{api}/evidence"):  # fmt: skip
         assert client.post(path, data={"reason": "test"}).status_code in (403, 404), path
+
+
+def test_the_link_page_shows_each_metadata_once_and_a_check_once(
+    crawled_twice: Path, prefect_server: None, tmp_path: Path
+) -> None:
+    """A page crawled twice and checked once: one metadata table naming its captures (not
+    one per capture), and the check is one "check" event in the history, not a check and
+    a crawl."""
+    from flows.crawl import check_flow
+    from pipeline.catalog.models import Capture, Media
+    from pipeline.config import paths
+    from pipeline.web.pages import link_details
+
+    home = copy_home(crawled_twice, tmp_path / "home")
+    database = paths(home).database_url
+    with session_scope(database) as session:
+        link_id = min(session.scalars(select(Media.link_id).where(Media.url.like("%.png"))))
+    check_flow(link_ids=[link_id], home=str(home), recapture=False)
+    with session_scope(database) as session:
+        pages = session.scalars(
+            select(Capture.id).where(Capture.link_id == link_id, Capture.role == "page")
+        ).all()  # fmt: skip
+        details = link_details(session, link_id)
+    assert len(pages) >= 3  # two crawls and the check
+    assert len(details["metadata"]) == 1
+    assert sorted(details["metadata"][0]["capture_ids"]) == sorted(pages)
+    events = [entry["what"] for entry in details["history"]]
+    assert events.count("check") == 1 and events.count("crawl") == 2, events
+    page = client_as(make_app(home), "researcher").get(f"/links/{link_id}").text
+    assert page.count("Page metadata") == 1

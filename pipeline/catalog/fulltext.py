@@ -12,9 +12,11 @@ and rebuilt as a safe FTS5 expression or tsquery, always passed as a bound param
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from functools import lru_cache
@@ -394,6 +396,35 @@ def _document(row: Any) -> dict[str, Any]:
         "meta": _indexed(description, author, site_name, url, final_url),
         "body": _indexed(body),
     }
+
+
+# --------------------------------------------------------------------------------------
+# Exports
+# --------------------------------------------------------------------------------------
+
+#: The columns of every export of search results, CSV or JSON, from the web app, the API
+#: or the CLI: a result row without its snippet and rank (they belong to one query).
+EXPORT_COLUMNS = ("link_id", "country", "city", "kind", "label", "url", "status", "title",
+                  "author", "published", "language", "site_name", "captured_at", "capture_id",
+                  "description", "http_status", "final_url", "capture_record_id",
+                  "payload_sha256", "images", "warc_file")  # fmt: skip
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def export_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Search result rows as CSV in :data:`EXPORT_COLUMNS`, formulas defused."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        writer.writerow([csv_cell(row.get(column)) for column in EXPORT_COLUMNS])
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------

@@ -104,23 +104,39 @@ def _table(
     numeric: Iterable[int] = (),
     flexible: Iterable[int] = (),
 ) -> Table:
-    """A compact table: short columns keep their full width, ``flexible`` ones give way."""
+    """A compact table: short columns keep their full width; on a terminal too narrow for
+    everything, ``flexible`` ones give way (the narrowest keep theirs, the rest share what
+    is left). Piped, nothing is cut (see :func:`_show`)."""
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     numeric, flexible = set(numeric), set(flexible)
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
-    fixed = sum(w for i, w in enumerate(widths) if i not in flexible) + 2 * len(headers)
-    share = max(12, (console.width - fixed) // len(flexible)) if flexible else 0
+    room = dict.fromkeys(flexible, 10**9)
+    if console.is_terminal and flexible:
+        left = console.width - sum(w for i, w in enumerate(widths) if i not in flexible)
+        left -= 2 * len(headers)
+        for count, index in enumerate(sorted(flexible, key=lambda i: widths[i])):
+            room[index] = max(12, min(widths[index], left // (len(flexible) - count)))
+            left -= room[index]
     for index, header in enumerate(headers):
-        width = min(widths[index], share) if index in flexible else widths[index]
+        width = min(widths[index], room[index]) if index in flexible else widths[index]
         table.add_column(
             header, justify="right" if index in numeric else "left", no_wrap=True, width=width
         )
     for row in cells:
         texts = [Text(cell) for cell in row]  # archived text is data, never markup
         for index in flexible:
-            texts[index].truncate(share, overflow="ellipsis")
+            texts[index].truncate(room[index], overflow="ellipsis")
         table.add_row(*texts)
     return table
+
+
+def _show(table: Table) -> None:
+    """Print a table: fitted to a terminal, whole when piped or redirected."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    options = console.options.update_width(1_000_000)
+    console.print(table, width=console.measure(table, options=options).maximum)
 
 
 def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
@@ -136,4 +152,7 @@ def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
         headers = [column.replace("_", " ").title() for column in columns]
         cells = [["" if row.get(c) is None else str(row[c]) for c in columns] for row in rows]
         flexible = [i for i, c in enumerate(columns) if c in LONG_FIELDS]
-        console.print(_table(headers, cells, flexible=flexible) if rows else "No results.")
+        if rows:
+            _show(_table(headers, cells, flexible=flexible))
+        else:
+            say("No results.")

@@ -16,9 +16,9 @@ from pipeline.cli.base import (
     UserError,
     _home,
     _prefect_quiet,
+    _show,
     _table,
     cli,
-    console,
     say,
 )
 
@@ -95,7 +95,7 @@ def workers_command(ctx: click.Context, pool: str, fmt: str) -> None:
 def _workers_tables(pool: str, found: list[dict[str, Any]], units: list[dict[str, Any]]) -> None:
     if found:
         cells = [[w["name"], w["status"], (w["last_heartbeat"] or "—")[:19]] for w in found]
-        console.print(_table(["Worker", "Status", "Last heartbeat (UTC)"], cells,
+        _show(_table(["Worker", "Status", "Last heartbeat (UTC)"], cells,
                              title=f"Workers of pool {pool}"))  # fmt: skip
     else:
         say(f"No worker has polled pool {pool!r}: start one with `linkarchive worker`.")
@@ -111,4 +111,4 @@ def _units_table(units: list[dict[str, Any]]) -> None:
         for u in units
     ]  # fmt: skip
     headers = ["Run", "Unit", "Status", "Worker", "Links", "Attempts", "Heartbeat (UTC)"]
-    console.print(_table(headers, cells, title="Crawl units of open runs", numeric=range(0, 2)))
+    _show(_table(headers, cells, title="Crawl units of open runs", numeric=range(0, 2)))

@@ -23,6 +23,7 @@ from pipeline.cli.base import (
     _emit,
     _home,
     _parse_date,
+    _show,
     _table,
     _writable,
     cli,
@@ -83,7 +84,7 @@ def search(
 
     TEXT: words (all must match), "a phrase", OR, -excluded, prefix*.
     """
-    from pipeline.catalog.fulltext import SearchQuery, strip_marks
+    from pipeline.catalog.fulltext import SearchQuery, export_csv, strip_marks
     from pipeline.catalog.fulltext import search as run_search
 
     if since and until and since > until:
@@ -117,6 +118,8 @@ def search(
                 indent=2,
             )
         )
+    elif fmt == "csv":
+        click.echo(export_csv(rows), nl=False)  # the web app's columns, formulas defused
     else:
         _emit(rows, fmt, ["link_id", "country", "city", "kind", "status", "published", "title"])
 
@@ -200,41 +203,65 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
     ]  # fmt: skip
     headers = ["Country", "City", "Links", "Arch.", "Chg.", "Dead", "S404", "Blk.", "Err.",
                "Pend.", "Last check", "Last capture"]  # fmt: skip
-    console.print(_table(headers, cells, title="Links per country and city", numeric=range(2, 10)))
+    _show(_table(headers, cells, title="Links per country and city", numeric=range(2, 10)))
 
 
 @cli.command()
 @click.argument("link_id", type=ID)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    help="json: the link and its captures, whole; csv: one row per capture, with the link.",
+)
 @click.pass_context
-def show(ctx: click.Context, link_id: int) -> None:
-    """A link and its captures."""
+def show(ctx: click.Context, link_id: int, fmt: str) -> None:
+    """A link (by its link id) and its captures (each with its capture id)."""
     from pipeline.catalog.queries import link_captures
 
     with session_scope(_home(ctx).database_url) as session:
         link, captures = link_captures(session, link_id)
         place = ", ".join(filter(None, [link.country.name, link.city.name if link.city else None]))
-        say(f"Link {link.id}: {place} — {link.kind} “{link.label}”")
-        say(f"  url: {link.url}\n  status: {link.status}")
-        if link.final_url and link.final_url != link.url:
-            say(f"  final url: {link.final_url}")
-        headers = ["Capture", "Captured at", "Role", "HTTP", "Type", "Bytes", "URL", "WARC"]
-        cells = [
-            [
-                str(c.id),
-                c.captured_at.isoformat(timespec="seconds") + "Z",
-                c.role or "",
-                str(c.http_status or ""),
-                (c.content_type or "").split(";")[0],
-                str(c.size),
-                c.url,
-                f"{c.warc_file}@{c.warc_offset}",
-            ]
+        about = {"link_id": link.id, "country": link.country.name,
+                 "city": link.city.name if link.city else None, "kind": link.kind,
+                 "label": link.label, "url": link.url, "status": link.status,
+                 "final_url": link.final_url}  # fmt: skip
+        rows = [
+            {
+                "capture_id": c.id,
+                "captured_at": c.captured_at.isoformat(timespec="seconds") + "Z",
+                "role": c.role or "",
+                "http_status": c.http_status,
+                "content_type": (c.content_type or "").split(";")[0],
+                "bytes": c.size,
+                "capture_url": c.url,
+                "warc_file": c.warc_file,
+                "warc_offset": c.warc_offset,
+            }
             for c in captures
         ]
-        if not captures:
-            say("  no captures yet")
-            return
-        console.print(_table(headers, cells, numeric=[0, 3, 5], flexible=[6, 7]))
+    if fmt == "json":
+        click.echo(json.dumps({**about, "captures": rows}, ensure_ascii=False, indent=2))
+        return
+    if fmt == "csv":
+        _emit([{**about, **row} for row in rows], "csv", [*about, "capture_id"])
+        return
+    say(f"Link {link_id}: {place} — {about['kind']} “{about['label']}”")
+    say(f"  url: {about['url']}\n  status: {about['status']}")
+    if about["final_url"] and about["final_url"] != about["url"]:
+        say(f"  final url: {about['final_url']}")
+    if not rows:
+        say("  no captures yet")
+        return
+    headers = ["Capture id", "Captured at", "Role", "HTTP", "Type", "Bytes", "URL", "WARC"]
+    cells = [
+        [str(r["capture_id"]), r["captured_at"], r["role"], str(r["http_status"] or ""),
+         r["content_type"], str(r["bytes"]), r["capture_url"],
+         f"{r['warc_file']}@{r['warc_offset']}"]
+        for r in rows
+    ]  # fmt: skip
+    _show(_table(headers, cells, numeric=[0, 3, 5], flexible=[6, 7]))
 
 
 @cli.command()

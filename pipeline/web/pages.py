@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import secrets
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
@@ -19,10 +18,12 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.catalog import session_scope
+from pipeline.catalog.fulltext import EXPORT_COLUMNS, export_csv
 from pipeline.catalog.models import (
     Capture,
     Country,
     CrawlOutcome,
+    CrawlRun,
     LinkCheck,
     Media,
     PageMetadataRow,
@@ -172,10 +173,6 @@ def home(_user: Annotated[User, Depends(require("search"))]) -> Response:
 
 PAGE_SIZE = 50
 SEARCH_FIELDS = ("q", "country", "city", "kind", "language", "status", "published", "captured")
-EXPORT_COLUMNS = ("link_id", "country", "city", "kind", "label", "url", "status", "title",
-                  "author", "published", "language", "site_name", "captured_at", "capture_id",
-                  "description")  # fmt: skip
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def search_params(request: Request) -> dict[str, str]:
@@ -269,12 +266,6 @@ def export_rows(request: Request, params: dict[str, str]) -> list[dict[str, Any]
     return [{column: row.get(column) for column in EXPORT_COLUMNS} for row in result.rows]
 
 
-def csv_cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
@@ -282,12 +273,8 @@ def _attachment(name: str) -> dict[str, str]:
 @router.get("/search.csv")
 def search_csv(request: Request, _u: Annotated[User, Depends(require("export"))]) -> Response:
     """The whole result set as CSV."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_COLUMNS)
-    for row in export_rows(request, search_params(request)):
-        writer.writerow([csv_cell(row[c]) for c in EXPORT_COLUMNS])
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+    rows = export_rows(request, search_params(request))
+    return Response(export_csv(rows), media_type="text/csv; charset=utf-8",
                     headers=_attachment("linkarchive-search.csv"))  # fmt: skip
 
 
@@ -353,6 +340,26 @@ def metadata_facts(row: PageMetadataRow) -> dict[str, Any]:
     }
 
 
+def _distinct_metadata(rows: Sequence[PageMetadataRow]) -> list[dict[str, Any]]:
+    """One entry per distinct set of metadata, newest first, naming every capture that
+    had it (``capture_ids``): a page captured four times unchanged shows one table."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r.capture_id, reverse=True):
+        facts = metadata_facts(row)
+        key = tuple(v for k, v in facts.items() if k != "capture_id")
+        group = groups.setdefault(key, {**facts, "capture_ids": []})
+        group["capture_ids"].append(row.capture_id)
+    return list(groups.values())
+
+
+def _check_runs(session: Session, run_ids: set[int]) -> set[int]:
+    """Which of ``run_ids`` were checks (a check's fetch is a crawl run in check mode)."""
+    if not run_ids:
+        return set()
+    runs = session.scalars(select(CrawlRun).where(CrawlRun.id.in_(run_ids)))
+    return {run.id for run in runs if (run.selection or {}).get("mode") == "check"}
+
+
 def link_details(session: Session, link_id: int) -> dict[str, Any]:
     """Everything the link page shows: place, link, captures, metadata, images, history.
 
@@ -379,11 +386,13 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
          "detail": _change_text(c.change) if c.confirmed else "not yet confirmed"}
         for c in session.scalars(select(LinkCheck).where(LinkCheck.link_id == link_id))
     ]  # fmt: skip
-    history += [
+    outcomes = session.scalars(select(CrawlOutcome).where(CrawlOutcome.link_id == link_id)).all()
+    checks = _check_runs(session, {o.run_id for o in outcomes if o.run_id is not None})
+    history += [  # a check's own fetch is its "check" row above, not a crawl too
         {"at": iso(o.checked_at), "what": "crawl", "status": o.status,
          "http_status": o.http_status, "final_url": o.final_url, "capture_id": o.capture_id,
          "detail": o.error or ""}
-        for o in session.scalars(select(CrawlOutcome).where(CrawlOutcome.link_id == link_id))
+        for o in outcomes if o.run_id not in checks
     ]  # fmt: skip
     history.sort(key=lambda entry: entry["at"] or "", reverse=True)
     latest = _latest(captures, "screenshot")
@@ -399,7 +408,7 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
         "final_url": link.final_url,
         "last_capture_id": link.last_capture_id,
         "captures": [capture_facts(c) for c in captures],
-        "metadata": [metadata_facts(m) for m in metadata],
+        "metadata": _distinct_metadata(metadata),
         "images": [
             {
                 "url": url,
