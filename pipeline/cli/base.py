@@ -135,8 +135,8 @@ def _show(table: Table) -> None:
     if console.is_terminal:
         console.print(table)
         return
-    options = console.options.update_width(1_000_000)
-    console.print(table, width=console.measure(table, options=options).maximum)
+    width = console.measure(table, options=console.options.update_width(1_000_000)).maximum
+    Console(highlight=False, width=max(width, console.width)).print(table)
 
 
 def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:

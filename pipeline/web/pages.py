@@ -347,6 +347,8 @@ def _distinct_metadata(rows: Sequence[PageMetadataRow]) -> list[dict[str, Any]]:
     for row in sorted(rows, key=lambda r: r.capture_id, reverse=True):
         facts = metadata_facts(row)
         key = tuple(v for k, v in facts.items() if k != "capture_id")
+        if not any(key):  # nothing was extracted (a revisit's row): no empty table
+            continue
         group = groups.setdefault(key, {**facts, "capture_ids": []})
         group["capture_ids"].append(row.capture_id)
     return list(groups.values())
