@@ -303,3 +303,44 @@ def test_schedules_are_added_listed_and_removed_from_the_page(
     assert job["state"] == "succeeded", job["log_tail"]
     assert "Removed schedule weekly web." in job["log_tail"]
     assert '<p id="schedules-note">No schedules yet.</p>' in browser.get("/manage").text
+
+
+def test_a_running_jobs_page_follows_it_by_itself(tmp_path: Path) -> None:
+    """A job's page reloads itself while the job runs (the CSP allows no script: a meta
+    refresh), and stops once it has ended."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            release.wait(60)
+            body = b"country,city,kind,label,url\nGermany,Berlin,report,R,http://127.0.0.1/x\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        archivist = client_as(make_app(tmp_path / "home"), "archivist")
+        source = f"http://127.0.0.1:{server.server_address[1]}/seeds.csv"
+        started = archivist.post("/api/v1/seeds", json={"source": source})
+        assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        running = archivist.get(f"/manage/jobs/{job_id}").text
+        assert 'data-state="running"' in running
+        assert '<meta http-equiv="refresh"' in running
+        release.set()
+        assert wait_for_job(archivist, job_id)["state"] == "succeeded"
+        ended = archivist.get(f"/manage/jobs/{job_id}").text
+        assert 'http-equiv="refresh"' not in ended
+    finally:
+        release.set()
+        server.shutdown()

@@ -103,13 +103,16 @@ def manage_page(
     return _page(request, flash=_flash(request, started, cancelled))
 
 
+JOB_REFRESH_SECONDS = 3  # how often a running job's page reloads itself
+
+
 @router.get("/manage/jobs/{job_id}", include_in_schema=False)
 def job_page(request: Request, job_id: str, _u: Manager) -> Response:
     """One job with the end of its log."""
     job = jobs.get_job(_where(request), job_id, tail_lines=200)
     if job is None:
         raise HTTPException(404, "There is no such job.")
-    return render(request, "job.html", job=job)
+    return render(request, "job.html", job=job, refresh_seconds=JOB_REFRESH_SECONDS)
 
 
 def _blank(value: str | None) -> str | None:
