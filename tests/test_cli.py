@@ -419,3 +419,14 @@ def test_numbers_out_of_range_and_bad_dates_give_one_line(
     assert code != 0
     assert err.count("\n") == 1 and err.startswith("linkarchive: error: "), err
     assert message in err and "unexpected" not in err
+
+
+def test_tables_say_which_id_they_show(
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Link ids and capture ids are different numbers: every table names the one it shows."""
+    code, out, _ = run(capsys, "--home", str(crawled["home"]), "search", "Berlin")
+    assert code == 0 and any("Link id" in line for line in out.splitlines()[:4])
+    link_id = search_json(capsys, crawled["home"], "--city", "Ottawa")[0]["link_id"]
+    code, out, _ = run(capsys, "--home", str(crawled["home"]), "show", str(link_id))
+    assert code == 0 and "Capture id" in out

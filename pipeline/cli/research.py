@@ -132,7 +132,7 @@ def _search_table(rows: list[dict[str, Any]], total: int) -> None:
         say("No results.")
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_lines=False)
-    for header in ("Link", "Place", "Kind", "Status", "Published"):
+    for header in ("Link id", "Place", "Kind", "Status", "Published"):
         table.add_column(header, no_wrap=True)
     table.add_column("Title and snippet", ratio=1)
     for row in rows:
