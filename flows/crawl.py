@@ -38,9 +38,10 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from archive import recover_open_file, stale_open_files
-from archive.space import DISK_FULL_EXIT, disk_full_message
+from archive.space import DISK_FULL_EXIT, disk_full_message, is_disk_full
 from pipeline.catalog import session_scope
 from pipeline.catalog.importer import import_entries
+from pipeline.catalog.models import CrawlRun
 from pipeline.catalog.queries import Selection, link_context, select_links
 from pipeline.catalog.runs import (
     add_units,
@@ -269,6 +270,11 @@ def crawl_unit(
     except UnitInterrupted as exc:  # not a failure: the run closes as interrupted
         _logger().info("%s", exc)
         return {"interrupted": str(exc)}
+    except OSError as exc:  # the unit's own files found no room
+        if not is_disk_full(exc):
+            raise
+        stop_crawl(disk_full_message(paths(home).warcs))
+        return {"interrupted": f"unit {number} not started: {STOPPED['reason']}"}
     with session_scope(paths(home).database_url) as session:
         finish_unit(session, unit_id, owner, "done", result)
     return result
@@ -403,7 +409,13 @@ def index_during_crawl(run_id: int, home: str) -> dict[str, Any]:
     last_report = 0.0
     while True:
         finished = done.wait(INDEX_INTERVAL)
-        result = index_pass(home)
+        try:
+            result = index_pass(home)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            stop_crawl(disk_full_message(paths(home).warcs))  # the units stop; resumable
+            return totals
         for key in totals:
             totals[key] += result[key]
         if time.monotonic() - last_report > 10 or finished:
@@ -416,7 +428,22 @@ def index_during_crawl(run_id: int, home: str) -> dict[str, Any]:
 @task
 def close_run(run_id: int, failed_units: list[int], home: str) -> dict[str, Any]:
     """Give failed units' unreached links an error outcome and store the run's totals.
-    An interrupted run keeps its unreached links without one: `crawl --resume` crawls them."""
+    An interrupted run keeps its unreached links without one: `crawl --resume` crawls them.
+    On a full disk the run cannot be closed in the catalog: it stays marked running, its
+    liveness lock free once this process ends, and `crawl --resume` finishes it."""
+    try:
+        return _close_run(run_id, failed_units, home)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        stop_crawl(disk_full_message(paths(home).warcs))
+        with session_scope(paths(home).database_url) as session:  # reading needs no room
+            run = session.get(CrawlRun, run_id)
+            return {**_run_result(run), "status": "interrupted",
+                    "reason": STOPPED["reason"]}  # fmt: skip
+
+
+def _close_run(run_id: int, failed_units: list[int], home: str) -> dict[str, Any]:
     with session_scope(paths(home).database_url) as session:
         if INTERRUPTED.is_set():
             for unit in units_of(session, run_id):
@@ -530,7 +557,12 @@ def _crawl_units(
         indexed = indexer.result(raise_on_failure=False)
         _UNITS_DONE.pop(run_id, None)
     if isinstance(indexed, BaseException):  # its retries spent: one more pass, on its own
-        index_new_warcs(home)
+        try:
+            index_new_warcs(home)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            stop_crawl(disk_full_message(paths(home).warcs))
     return close_run(run_id, sorted(failed_units), home)
 
 

@@ -89,18 +89,18 @@ def main(argv: list[str] | None = None, run: Callable[..., Any] = cli.main) -> i
     except KeyboardInterrupt:
         return _fail("interrupted; everything already archived is kept", 130)
     except Exception as exc:  # noqa: BLE001
+        if is_disk_full(exc):
+            return _fail(
+                f"the disk is full ({exc}): nothing archived was damaged; free some space, "
+                "then run the command again (`linkarchive crawl --resume` for a crawl)",
+                1,
+            )
         if isinstance(exc, _expected_errors()):
             return _fail(str(exc) or type(exc).__name__, 1)
         if "readonly database" in str(exc) or "read-only" in str(getattr(exc, "orig", "")):
             return _fail(
                 "the catalog is read-only: this command writes to it; the read-only "
                 "commands (status, search, show, seeds list) still work",
-                1,
-            )
-        if is_disk_full(exc):
-            return _fail(
-                f"the disk is full ({exc}): nothing archived was damaged; free some space, "
-                "then run the command again (`linkarchive crawl --resume` for a crawl)",
                 1,
             )
         if os.environ.get("LINKARCHIVE_DEBUG"):
