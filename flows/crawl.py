@@ -104,6 +104,13 @@ def stop_crawl(reason: str) -> None:
     INTERRUPTED.set()
 
 
+def _stop_if_disk_full(exc: BaseException, home: str) -> None:
+    """Stop the crawl (resumable) if ``exc`` is a write that found no room; else re-raise."""
+    if not is_disk_full(exc):
+        raise exc
+    stop_crawl(disk_full_message(paths(home).warcs))
+
+
 def _interrupted(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect's retry condition: an interrupted unit is not retried."""
     return not INTERRUPTED.is_set()
@@ -271,9 +278,7 @@ def crawl_unit(
         _logger().info("%s", exc)
         return {"interrupted": str(exc)}
     except OSError as exc:  # the unit's own files found no room
-        if not is_disk_full(exc):
-            raise
-        stop_crawl(disk_full_message(paths(home).warcs))
+        _stop_if_disk_full(exc, home)
         return {"interrupted": f"unit {number} not started: {STOPPED['reason']}"}
     with session_scope(paths(home).database_url) as session:
         finish_unit(session, unit_id, owner, "done", result)
@@ -412,9 +417,7 @@ def index_during_crawl(run_id: int, home: str) -> dict[str, Any]:
         try:
             result = index_pass(home)
         except Exception as exc:
-            if not is_disk_full(exc):
-                raise
-            stop_crawl(disk_full_message(paths(home).warcs))  # the units stop; resumable
+            _stop_if_disk_full(exc, home)  # the units stop; resumable
             return totals
         for key in totals:
             totals[key] += result[key]
@@ -434,9 +437,7 @@ def close_run(run_id: int, failed_units: list[int], home: str) -> dict[str, Any]
     try:
         return _close_run(run_id, failed_units, home)
     except Exception as exc:
-        if not is_disk_full(exc):
-            raise
-        stop_crawl(disk_full_message(paths(home).warcs))
+        _stop_if_disk_full(exc, home)
         with session_scope(paths(home).database_url) as session:  # reading needs no room
             run = session.get(CrawlRun, run_id)
             return {**_run_result(run), "status": "interrupted",
@@ -560,9 +561,7 @@ def _crawl_units(
         try:
             index_new_warcs(home)
         except Exception as exc:
-            if not is_disk_full(exc):
-                raise
-            stop_crawl(disk_full_message(paths(home).warcs))
+            _stop_if_disk_full(exc, home)
     return close_run(run_id, sorted(failed_units), home)
 
 

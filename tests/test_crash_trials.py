@@ -29,6 +29,7 @@ import pytest
 from sqlalchemy import func, select
 
 from archive import iter_records, read_record
+from archive.recover import process_alive
 from bench.cluster import descendants
 from bench.site import Site
 from pipeline.catalog import session_scope
@@ -60,14 +61,6 @@ def _victims(cli: int, victim: str) -> list[int]:
         return [pid for pid in under
                 if "chromium" in _cmdline(pid) and "--type=" not in _cmdline(pid)]  # fmt: skip
     return [cli] if [pid for pid in under if "spiders.run" in _cmdline(pid)] else []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _latest_run(home: Path) -> CrawlRun | None:
@@ -142,7 +135,7 @@ def test_twenty_seeded_kill_9_trials_lose_nothing(tmp_path: Path) -> None:
             if victim == "flow":
                 cli.wait(30)
                 stopped_by = time.monotonic() + 30
-                while any(_alive(pid) for pid in crawlers):  # they stop by themselves
+                while any(process_alive(pid) for pid in crawlers):  # they stop by themselves
                     assert time.monotonic() < stopped_by, (
                         f"trial {trial}: crawlers outlived the flow"
                     )

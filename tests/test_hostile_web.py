@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 from sqlalchemy import select
 from wireserver import (
     HTML,
@@ -128,12 +128,6 @@ def hostile_web() -> dict[str, Scenario]:
     return table
 
 
-def _refused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again: nothing listens there
-
-
 HOSTILE = [
     "/bomb", "/deflate-bomb", "/endless", "/big", "/drip", "/silent", "/loop", "/chain/0",
     "/bad-status", "/not-http", "/bad-headers", "/unknown-charset", "/lying-charset",
@@ -180,7 +174,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         rows = [("Hostile", path, server.base_url + path) for path in HOSTILE]
         rows += [
             ("Hostile", "/unresolvable", "http://unresolvable-host.invalid/report"),
-            ("Hostile", "/refused", f"http://127.0.0.1:{_refused_port()}/report"),
+            ("Hostile", "/refused", f"http://127.0.0.1:{free_port()}/report"),
             ("Secure", "/self-signed", secure.base_url + "/secure"),
         ]
         seeds = base / "seeds.csv"
