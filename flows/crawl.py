@@ -55,9 +55,9 @@ from pipeline.catalog.runs import (
     unit_of,
     units_of,
 )
-from pipeline.checks import classify_run
 from pipeline.config import paths
 from pipeline.indexer import index_files
+from pipeline.linkcheck.history import classify_run
 from pipeline.progress import PROGRESS_SUFFIX, holding_run, read_progress, run_folder
 from pipeline.seedarchive import archive_import
 from pipeline.seeds import load_source

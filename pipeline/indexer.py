@@ -53,7 +53,7 @@ from pipeline.crawlcontext import (
     RUN_FIELD,
     SEED_FORMAT,
 )
-from pipeline.custody import record_captures
+from pipeline.evidence.custody import record_captures
 from pipeline.extract import MAX_INPUT_BYTES, MAX_PDF_BYTES, PDF_TYPES, extract_metadata
 from pipeline.seedarchive import entries_from_context
 

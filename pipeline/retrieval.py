@@ -27,8 +27,8 @@ from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, WarcFile
 from pipeline.catalog.queries import get_capture, payload_capture
 from pipeline.config import Paths
-from pipeline.custody import append_event, record_capture_events
-from pipeline.evidence import Exported, choose_capture, export_evidence
+from pipeline.evidence.custody import append_event, record_capture_events
+from pipeline.evidence.package import Exported, choose_capture, export_evidence
 from pipeline.storage import read_from_store
 
 __all__ = [

@@ -296,7 +296,7 @@ def test_export_csv_of_the_berlin_search(tab: Tab, app: App, tmp_path: Path) -> 
 def test_legal_exports_an_evidence_package_that_verifies(
     tab: Tab, app: App, tmp_path: Path
 ) -> None:
-    from pipeline.evidence import CUSTODY, verify_package
+    from pipeline.evidence.package import CUSTODY, verify_package
 
     page = tab.page
     login(page, app, "legal")

@@ -407,7 +407,7 @@ def _captures_of(app: Any, link_id: int) -> list[Capture]:
 def test_evidence_package_holds_the_screenshot_and_names_it(
     pulse: Path, world: Any, tmp_path: Path
 ) -> None:
-    from pipeline.evidence import choose_capture, export_evidence, verify_package
+    from pipeline.evidence.package import choose_capture, export_evidence, verify_package
 
     home = tmp_path / "home"
     shutil.copytree(pulse, home)

@@ -17,7 +17,7 @@ from pipeline.catalog.db import forget_engine
 from pipeline.catalog.models import Capture, CustodyEvent
 from pipeline.cli import main
 from pipeline.config import paths
-from pipeline.custody import (
+from pipeline.evidence.custody import (
     EVENTS,
     CustodyError,
     append_event,

@@ -333,7 +333,7 @@ def test_each_warc_file_is_timestamped_when_it_closes(
 
 def test_the_verified_page_is_the_exported_capture(crawled: dict[str, Any], tmp_path: Path) -> None:
     """Not the first response in the package: the Berlin report's script precedes it."""
-    from pipeline.evidence import verify_package
+    from pipeline.evidence.package import verify_package
 
     url = crawled["world"].url("blog", "/de/berlin-demo")
     target = tmp_path / "berlin.wacz"

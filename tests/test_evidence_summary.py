@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.custody import event_line, line_sha256
-from pipeline.evidence_summary import render_html, render_markdown
+from pipeline.evidence.custody import event_line, line_sha256
+from pipeline.evidence.summary import render_html, render_markdown
 
 HOSTILE = "<script>alert(1)</script>"
 ATTRIBUTE = '" onmouseover="alert(2)'

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from pipeline.linkcheck import (
+from pipeline.linkcheck.classify import (
     STATUSES,
     DeathRule,
     Snapshot,

@@ -26,8 +26,8 @@ from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, City, Link, PageMetadataRow, User, WarcFile
 from pipeline.cli import main
 from pipeline.config import paths
-from pipeline.custody import ledger_lines, verify_lines
-from pipeline.evidence import verify_package
+from pipeline.evidence.custody import ledger_lines, verify_lines
+from pipeline.evidence.package import verify_package
 from pipeline.retrieval import RetrievalError, check_warc_name, locate_warc
 from pipeline.web.archived import (
     ARCHIVED_CSP,

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-# pending: never crawled; the rest from crawls and checks (see pipeline/linkcheck.py)
+# pending: never crawled; the rest from crawls and checks (see pipeline/linkcheck/classify.py)
 LINK_STATUSES = ("pending", "alive", "changed", "redirected", "soft404", "dead", "blocked", "error")
 
 
@@ -240,7 +240,7 @@ class CrawlOutcome(Base):
 
 
 class CustodyEvent(Base):
-    """One line of a capture's chain-of-custody ledger (see ``pipeline.custody``).
+    """One line of a capture's chain-of-custody ledger (see ``pipeline.evidence.custody``).
 
     ``line`` is the event exactly as written (canonical JSON) and is what the hash chain
     covers: ``prev_sha256`` is the SHA-256 of the previous line of the same capture, and

@@ -43,8 +43,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from flows.deployments import ScheduleError
     from pipeline.catalog.queries import QueryError
     from pipeline.catalog.runs import RunError
-    from pipeline.custody import CustodyError
-    from pipeline.evidence import EvidenceError
+    from pipeline.evidence.custody import CustodyError
+    from pipeline.evidence.package import EvidenceError
     from pipeline.netpolicy import PolicyError
     from pipeline.retrieval import RetrievalError
 

@@ -40,7 +40,7 @@ from pipeline.seeds import LINK_KINDS
 def report(ctx: click.Context, output: str) -> None:
     """Write a self-contained HTML report: status per place, health over time, and the
     surviving copy of every dead or changed link."""
-    from pipeline.report import render_report
+    from pipeline.linkcheck.report import render_report
 
     with session_scope(_home(ctx).database_url) as session:
         page = render_report(session)
@@ -285,7 +285,7 @@ def get(
 
     The retrieval is appended to the capture's custody ledger.
     """
-    from pipeline.custody import current_actor
+    from pipeline.evidence.custody import current_actor
     from pipeline.retrieval import retrieve_payload
 
     where = _home(ctx)

@@ -345,7 +345,7 @@ def evidence_verify(
     Needs no catalog; where this data home's catalog holds the capture, the verification
     is added to its custody ledger.
     """
-    from pipeline.evidence import record_verification, verify_package
+    from pipeline.evidence.package import record_verification, verify_package
 
     verdict = verify_package(
         Path(package),
@@ -369,7 +369,7 @@ def evidence_verify(
 def evidence_key(ctx: click.Context) -> None:
     """Print the archive's public key and its fingerprint (created on first use)."""
     from archive.signing import fingerprint, load_or_create_key, public_key_pem
-    from pipeline.evidence import key_path
+    from pipeline.evidence.package import key_path
 
     key = load_or_create_key(key_path(_home(ctx)))
     click.echo(public_key_pem(key).rstrip("\n"))

@@ -47,7 +47,7 @@ from pipeline.catalog.models import Capture, User, WebSession
 from pipeline.catalog.queries import QueryError, get_capture, payload_capture
 from pipeline.config import Paths
 from pipeline.crawlcontext import RENDERED_URNS
-from pipeline.evidence import EvidenceError
+from pipeline.evidence.package import EvidenceError
 from pipeline.export import ExportError
 from pipeline.retrieval import (
     PayloadTooLarge,

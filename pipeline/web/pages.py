@@ -508,7 +508,7 @@ TABLE_COUNTS = ("links", "archived", "changed", "dead", "soft404", "blocked", "e
 
 def country_chart(session: Session, rows: list[dict[str, Any]]) -> Markup:
     """Per country, a bar of archived / changed / dead / other links (inline SVG)."""
-    from pipeline.report import bar_chart
+    from pipeline.linkcheck.report import bar_chart
 
     codes = dict(session.execute(select(Country.name, Country.code)).all())
     totals: dict[str, Counter[str]] = {}

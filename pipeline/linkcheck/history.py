@@ -1,9 +1,9 @@
 """Judge a check run: each link's fresh capture against its last good one.
 
 A check is a crawl of the links' pages alone (so every check is archived: the 404, the
-soft-404 page); this module classifies what came back with :mod:`pipeline.linkcheck`,
+soft-404 page); this module classifies what came back with :mod:`pipeline.linkcheck.classify`,
 keeps the history (``link_checks``) and sets each link's status. A link is declared
-``dead`` only when :func:`pipeline.linkcheck.confirmed_dead` says so.
+``dead`` only when :func:`pipeline.linkcheck.classify.confirmed_dead` says so.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from archive import decoded_payload
 from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link, LinkCheck
 from pipeline.config import Paths
 from pipeline.extract import MAX_PDF_BYTES
-from pipeline.linkcheck import DeathRule, Snapshot, classify, confirmed_dead, snapshot
+from pipeline.linkcheck.classify import DeathRule, Snapshot, classify, confirmed_dead, snapshot
 from pipeline.retrieval import RetrievalError, read_stored
 
 FAILED = ("dead", "soft404")

@@ -30,7 +30,7 @@ shown as "—" (not recorded). Values are plain data: strings, numbers, ``None``
         "screenshot_url", "screenshot_record", "screenshot_sha256", "screenshot_bytes",
         "dom_record", "dom_sha256", "browser", "user_agent", "viewport", "behaviours",
       },
-      "custody": [                   # the capture ledgers (pipeline.custody lines)
+      "custody": [                   # the capture ledgers (pipeline.evidence.custody lines)
         {"record_id": str, "url": str, "lines": [str, ...]},
       ],                             # or just [str, ...]: one ledger
       "files": [{"path": str, "sha256": str, "bytes": int}],  # the package's files
@@ -53,7 +53,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.custody import line_sha256, verify_lines
+from pipeline.evidence.custody import line_sha256, verify_lines
 
 NOT_RECORDED = "—"
 MANIFEST = "evidence/manifest-sha256.txt"

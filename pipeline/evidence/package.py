@@ -38,7 +38,7 @@ from pipeline.catalog.models import Capture, Link, PageMetadataRow
 from pipeline.catalog.queries import QueryError, get_capture
 from pipeline.config import Paths
 from pipeline.crawlcontext import BROWSER_FORMAT
-from pipeline.custody import (
+from pipeline.evidence.custody import (
     append_event,
     current_actor,
     ledger_lines,
@@ -46,7 +46,7 @@ from pipeline.custody import (
     tool_version,
     verify_lines,
 )
-from pipeline.evidence_summary import MANIFEST, TIMESTAMP_TOKEN, render_html, render_markdown
+from pipeline.evidence.summary import MANIFEST, TIMESTAMP_TOKEN, render_html, render_markdown
 from pipeline.export import plan_links
 
 SUMMARY_HTML = "evidence/summary.html"
