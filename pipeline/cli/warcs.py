@@ -42,14 +42,11 @@ def catalog() -> None:
 )
 @click.pass_context
 def catalog_rebuild(ctx: click.Context, target: str | None, store: str | None) -> None:
-    """Re-create the catalog from the WARC files; the current catalog is left untouched."""
-    from sqlalchemy import func, select
-
+    """Re-create the catalog from the WARC files and the data home's ledgers; the current
+    catalog is left untouched. Prints what it could not restore."""
     from archive.store import StoreError, open_storage
-    from pipeline.catalog.models import CrawlRun, Link, WarcFile
-    from pipeline.catalog.runs import finish_run
-    from pipeline.indexer import index_files
-    from pipeline.storage import configured_storage, fetch_missing, record_stored
+    from pipeline.rebuild import RebuildError, rebuild_catalog
+    from pipeline.storage import configured_storage, fetch_missing
 
     where = _home(ctx)
     if target is None:
@@ -68,20 +65,20 @@ def catalog_rebuild(ctx: click.Context, target: str | None, store: str | None) -
         raise UserError(str(exc)) from None
     files = sorted(files + fetched, key=lambda p: p.name)  # names are in time order
     with session_scope(target) as session:
-        if session.scalar(select(func.count(WarcFile.id))) or session.scalar(
-            select(func.count(Link.id))
-        ):
-            raise UserError(f"{target} is not empty; rebuild into an empty database")
-        with console.status(f"Indexing {len(files)} WARC files"):
-            result = index_files(session, files)
-        if storage is not None and fetched:
-            record_stored(session, storage, [p.name for p in fetched])
-        for run in session.scalars(select(CrawlRun)):
-            finish_run(session, run.id).status = "rebuilt"
+        try:
+            with console.status(f"Indexing {len(files)} WARC files"):
+                report = rebuild_catalog(session, where, files, storage=storage, fetched=fetched)
+        except RebuildError as exc:
+            raise UserError(f"{target} {exc}") from None
+    result = report.indexed
     say(
         f"Rebuilt from {result.files} WARC files: {result.captures} captures, "
         f"{result.outcomes} link outcomes, into {target}"
     )
+    for lost in report.lost:
+        Console(stderr=True).print(
+            f"linkarchive: not restored: {lost}", markup=False, soft_wrap=True
+        )
     say(f"Use it with LINKARCHIVE_DATABASE_URL={target}")
 
 
