@@ -23,7 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # pending: never crawled; the rest from crawls and checks (see pipeline/linkcheck/classify.py)
-LINK_STATUSES = ("pending", "alive", "changed", "redirected", "soft404", "dead", "blocked", "error")
+# failing: a failed crawl or check not yet confirmed (see pipeline/linkcheck/history.py)
+LINK_STATUSES = ("pending", "alive", "changed", "redirected", "failing", "soft404", "dead",
+                 "blocked", "error")  # fmt: skip
 
 
 class Base(DeclarativeBase):
@@ -78,10 +80,14 @@ class Link(Base):
     url: Mapped[str] = mapped_column(String(2048), index=True)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     final_url: Mapped[str | None] = mapped_column(String(2048))
+    # The last full capture (a crawl's, never a check's page-only fetch): what search,
+    # `get`, `cite` and `evidence export` use unless told otherwise.
     last_capture_id: Mapped[int | None] = mapped_column(
         ForeignKey("captures.id", use_alter=True, name="fk_links_last_capture")
     )
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)  # of the last observation
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in a row
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime)
 
     country: Mapped[Country] = relationship()
     city: Mapped[City | None] = relationship()
@@ -280,6 +286,8 @@ class LinkCheck(Base):
     final_url: Mapped[str | None] = mapped_column(String(4096))
     change: Mapped[dict | None] = mapped_column(JSON)  # what changed, for "changed"
     confirmed: Mapped[bool] = mapped_column(default=True)  # False: a failure not yet a death
+    # The WARC metadata record holding this judgement (catalog rebuild restores it).
+    metadata_record_id: Mapped[str | None] = mapped_column(String(100), unique=True, index=True)
 
 
 class User(Base):
