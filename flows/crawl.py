@@ -56,8 +56,9 @@ from pipeline.catalog.runs import (
     units_of,
 )
 from pipeline.config import paths
+from pipeline.evidence.ledgerfile import keep_ledger
 from pipeline.indexer import index_files
-from pipeline.linkcheck.history import classify_run
+from pipeline.linkcheck.history import archive_checks, by_status, judge_run
 from pipeline.progress import PROGRESS_SUFFIX, holding_run, read_progress, run_folder
 from pipeline.seedarchive import archive_import
 from pipeline.seeds import load_source
@@ -206,6 +207,7 @@ def index_pass(home: str, move: bool = False) -> dict[str, Any]:
                 "index_seconds": moved.index_seconds,
             }
         with session_scope(where.database_url) as session:
+            keep_ledger(session, where)
             indexed = index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
         store_pass(home)
         return indexed.__dict__
@@ -567,10 +569,14 @@ def _crawl_units(
 
 @task
 def classify_checks(run_id: int, home: str) -> dict[str, list[int]]:
-    """Judge each checked link against its last good capture; returns link ids by status."""
+    """Judge each checked link against its last good capture, archive the judgements in a
+    WARC file and index it (which sets the links' standing); returns link ids by status."""
     where = paths(home)
     with session_scope(where.database_url) as session:
-        return classify_run(session, run_id, where)
+        judged = judge_run(session, run_id, where)
+    archive_checks(where.warcs, run_id, judged)
+    index_pass(home)
+    return by_status(judged)
 
 
 @flow(name="linkarchive-check")

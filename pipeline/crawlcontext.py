@@ -13,6 +13,8 @@ METADATA_FORMAT = "linkarchive/crawl-context"  # the "format" key of our metadat
 METADATA_VERSION = 1
 RUN_FIELD = "linkarchive-run"  # the warcinfo field naming the crawl run
 SEED_FORMAT = "linkarchive/seed-import"  # the "format" key of an archived seed import
+# The "format" key of a check's judgement of one link (pipeline/linkcheck/history.py).
+CHECK_FORMAT = "linkarchive/link-check"
 # The "format" key of a browser capture's metadata record: browser, version, viewport,
 # user agent, behaviours run, and every exchange the page made (spiders/browser/service.py).
 BROWSER_FORMAT = "linkarchive/browser-capture"

@@ -47,6 +47,7 @@ from pipeline.catalog.models import (
     WarcFile,
 )
 from pipeline.crawlcontext import (
+    CHECK_FORMAT,
     METADATA_FORMAT,
     RENDERED_ROLES,
     RENDERED_URNS,
@@ -55,6 +56,7 @@ from pipeline.crawlcontext import (
 )
 from pipeline.evidence.custody import record_captures
 from pipeline.extract import MAX_INPUT_BYTES, MAX_PDF_BYTES, PDF_TYPES, extract_metadata
+from pipeline.linkcheck.standing import apply_check, death_rule, observe
 from pipeline.seedarchive import entries_from_context
 
 
@@ -191,6 +193,7 @@ def _index_file(
             if isinstance(context, dict) and context.get("format") in (
                 METADATA_FORMAT,
                 SEED_FORMAT,
+                CHECK_FORMAT,
             ):
                 contexts.append(
                     (location.record_id, _parse_warc_date(record.get("WARC-Date") or ""), context)
@@ -214,6 +217,9 @@ def _index_file(
             if applier.apply(record_id, when, context):
                 result.outcomes += 1
                 touched.add(context["link_id"])
+    for record_id, _, context in contexts:  # after the check's own fetch above
+        if context["format"] == CHECK_FORMAT and apply_check(session, record_id, context):
+            touched.add(context["link_id"])
     refresh_documents(session, touched)
     session.add(
         WarcFile(
@@ -428,6 +434,7 @@ class _ContextApplier:
                     )
                 ).tuples()
             )
+        self.rule = death_rule()
         self.media: set[tuple[int, int]] = set()  # (link, capture) pairs added here
         self.described: set[int] = set()  # captures given page metadata here
 
@@ -519,13 +526,12 @@ class _ContextApplier:
             if extracted:
                 self.described.add(final.id)
                 self.session.add(_metadata_row(final.id, extracted))
-        if link.updated_at is None or when >= link.updated_at:
-            # A page a check found changed stays "changed" when its new version is archived:
-            # it still differs from what was first preserved.
-            if not (link.status == "changed" and outcome["status"] == "alive"):
-                link.status = outcome["status"]
+        if outcome.get("mode") == "check":
+            return True  # judged and folded into the standing by its archived check record
+        newer = link.updated_at is None or when >= link.updated_at
+        observe(link, outcome["status"], when, self.rule, check=False)
+        if newer:
             link.final_url = outcome.get("final_url")
-            link.updated_at = when
             if final is not None:  # a 404 is a capture too: the evidence that the page is gone
                 link.last_capture_id = final.id
         return True

@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 
 import scrapy
 from scrapy import signals
-from scrapy.exceptions import CannotResolveHostError, NotConfigured
+from scrapy.exceptions import NotConfigured
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
-from twisted.internet.error import DNSLookupError
 from twisted.python.failure import Failure
 
+from pipeline.linkcheck.classify import blocking_wall, classify
 from pipeline.pagestructure import (
     find_css_requisites,
     find_media,
@@ -30,7 +30,7 @@ from pipeline.pagestructure import (
     parse_gallery,
     parse_html,
 )
-from pipeline.walls import PageSignals, browser_reason, on_platform, wall_reason
+from pipeline.walls import PageSignals, browser_reason, on_platform
 from pipeline.walls import signals as page_signals
 from spiders.browser.proxy import Exchange
 from spiders.browser.service import MODES, BrowserCapture, BrowserService
@@ -61,21 +61,21 @@ def _content_type(response: Response) -> str:
     return raw.decode("latin-1").split(";", 1)[0].strip().lower()
 
 
-def _outcome(
-    link: dict[str, Any], response: Response, page: PageSignals | None = None
-) -> dict[str, Any]:
-    status = response.status
-    redirected = bool(response.meta.get("redirect_urls")) or response.url != link["url"]
-    wall = wall_reason(page) if page is not None and status in (200, 401, 403) else None
-    if wall:
-        state = "blocked"
-    elif 200 <= status < 300:
-        state = "redirected" if redirected else "alive"
-    elif status in (404, 410):
-        state = "dead"
-    else:
-        state = "error"
-    error = wall or (None if 200 <= status < 300 else f"HTTP {status}")
+def _outcome(link: dict[str, Any], response: Response) -> dict[str, Any]:
+    """A page's outcome: its status by the one classification crawls and checks share."""
+    content_type = response.headers.get("Content-Type", b"").decode("latin-1") or None
+    state, _ = classify(
+        original_url=link["url"],
+        status=response.status,
+        final_url=response.url,
+        body=response.body,
+        content_type=content_type,
+        error=None,
+        last=None,
+    )
+    error = blocking_wall(response.status, response.body, content_type) or (
+        None if 200 <= response.status < 300 else f"HTTP {response.status}"
+    )
     if "dataloss" in response.flags:
         state = "error"
         error = ("the server broke off the response; the part received is archived "
@@ -83,31 +83,33 @@ def _outcome(
     elif TRUNCATED_FLAG in response.flags and error is None:
         error = ("archived up to LINKARCHIVE_ARCHIVE_MAXSIZE only: the response is longer "
                  "(WARC-Truncated: length)")  # fmt: skip
-    return {"status": state, "http_status": status, "final_url": response.url, "error": error}
+    return {"status": state, "http_status": response.status, "final_url": response.url,
+            "error": error}  # fmt: skip
 
 
 def _browser_outcome(link: dict[str, Any], capture: BrowserCapture) -> dict[str, Any]:
-    """A link's outcome from its browser capture: the page's status, and a log-in wall or
-    a platform's "not available" page seen in what the browser rendered."""
+    """A link's outcome from its browser capture, classified like a plain fetch from what
+    the browser rendered (its DOM and text)."""
     page, rendered = capture.page, capture.rendered
     final_url = page.url if page else None
     if capture.error or page is None or page.status is None:
         return {"status": "error", "http_status": page.status if page else None,
                 "final_url": final_url, "error": capture.error}  # fmt: skip
-    status = page.status
-    wall = None
-    if status in (200, 401, 403) and rendered.dom is not None:
-        wall = wall_reason(page_signals(rendered.dom), rendered.text)
-    if wall:
-        state = "blocked"
-    elif 200 <= status < 300:
-        state = "redirected" if len(capture.chain) > 1 or final_url != link["url"] else "alive"
-    elif status in (404, 410):
-        state = "dead"
-    else:
-        state = "error"
-    error = wall or (None if 200 <= status < 300 else f"HTTP {status}")
-    return {"status": state, "http_status": status, "final_url": final_url, "error": error}
+    body = rendered.dom.encode("utf-8") if rendered.dom is not None else None
+    state, _ = classify(
+        original_url=link["url"],
+        status=page.status,
+        final_url=final_url,
+        body=body,
+        content_type="text/html",
+        error=None,
+        last=None,
+        text=rendered.text,
+    )
+    error = blocking_wall(page.status, body, "text/html", rendered.text) or (
+        None if 200 <= page.status < 300 else f"HTTP {page.status}"
+    )
+    return {"status": state, "http_status": page.status, "final_url": final_url, "error": error}
 
 
 def _exchange_role(content_type: str) -> str:
@@ -274,7 +276,7 @@ class LinkSpider(scrapy.Spider):
                 yield request_or_item
             return
         if role == "page":  # its metadata is extracted when indexed (pipeline.indexer)
-            item["outcome"] = _outcome(link, response, page)
+            item["outcome"] = _outcome(link, response)
             if video is not None:
                 item["rendered"] = video.context()
         yield item
@@ -410,9 +412,16 @@ class LinkSpider(scrapy.Spider):
         if role in ("page", "gallery_page"):
             item = {**base, "link": link, "role": role}
             if role == "page":
-                dead = failure.check(DNSLookupError, CannotResolveHostError) is not None
                 item["outcome"] = {
-                    "status": "dead" if dead else "error",
+                    "status": classify(
+                        original_url=link["url"],
+                        status=None,
+                        final_url=None,
+                        body=None,
+                        content_type=None,
+                        error=error,
+                        last=None,
+                    )[0],  # fmt: skip
                     "http_status": None,
                     "final_url": None,
                     "error": error,

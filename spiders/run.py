@@ -48,6 +48,7 @@ def crawl_settings(job: dict[str, Any]) -> Settings:
     settings = Settings()
     settings.setmodule("settings", priority="project")
     settings.set("LINKARCHIVE_RUN_ID", job.get("run_id"), priority="cmdline")
+    settings.set("LINKARCHIVE_CRAWL_MODE", job.get("mode") or "crawl", priority="cmdline")
     if job.get("warc_dir"):
         settings.set("LINKARCHIVE_WARC_DIR", job["warc_dir"], priority="cmdline")
     if job.get("log_file"):

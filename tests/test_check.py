@@ -14,6 +14,7 @@ from sqlalchemy import select
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, Link, LinkCheck
 from pipeline.config import paths
+from pipeline.linkcheck.standing import standing_label
 from pipeline.replica import ReplicaWorld
 from pipeline.replica.content import Resource
 
@@ -110,8 +111,13 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
             "usa": "redirected", "tokyo": "alive", "vilnius": "error",
         }  # fmt: skip
         status = {link.label: link.status for link in session.scalars(select(Link))}
-        # One failed check is not a death: riga and paris keep their standing for now.
-        assert status["riga"] == "alive" and status["paris"] == "alive"
+        # One failed check is not a death, but it is said at once, counted.
+        assert status["riga"] == "failing" and status["paris"] == "failing"
+        riga = session.get_one(Link, link_id["riga"])
+        assert standing_label(riga.status, riga.failures) == "failing (1 of 2)"
+        # The check never replaces the full capture: search, get and evidence keep it.
+        full = session.get_one(Capture, riga.last_capture_id)
+        assert full.http_status == 200 and full.run_id != first["run_id"]
         assert status["oslo"] == "changed" and status["rome"] == "blocked"
         change = (
             session.scalars(select(LinkCheck).where(LinkCheck.link_id == link_id["oslo"]))

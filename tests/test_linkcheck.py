@@ -12,11 +12,11 @@ from pipeline.linkcheck.classify import (
     Snapshot,
     classify,
     compare,
-    confirmed_dead,
     is_parking_or_home,
     is_soft404,
     snapshot,
 )
+from pipeline.linkcheck.standing import confirmed_dead
 
 URL = "https://news.example.org/2024/03/story-about-rivers"
 

@@ -12,23 +12,25 @@ import difflib
 import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit
 
 import lxml.html
 import tldextract
 from lxml import etree
 
-from pipeline.extract import decode_html, extract_metadata
+from pipeline.extract import HTML_TYPES, decode_html, extract_metadata
+from pipeline.walls import signals as page_signals
+from pipeline.walls import wall_reason
 
 __all__ = [
     "STATUSES",
+    "blocking_wall",
     "Change",
     "DeathRule",
     "Snapshot",
     "classify",
     "compare",
-    "confirmed_dead",
     "is_parking_or_home",
     "is_soft404",
     "snapshot",
@@ -523,7 +525,10 @@ def is_soft404(body: bytes, url: str, content_type: str | None, status: int) -> 
     """
     if not 200 <= status < 300 or not body:
         return False
-    page = _page(body, content_type)
+    return _soft404(_page(body, content_type), body, url, content_type)
+
+
+def _soft404(page: _Page, body: bytes, url: str, content_type: str | None) -> bool:
     if not page.title and not page.headings and not page.text:
         return False
     title_gone = _gone(page.title)
@@ -637,19 +642,23 @@ def _is_home(url: str) -> bool:
     return bool(_HOME_PATH.match(parts.path or "/")) and not parts.query
 
 
-def is_parking_or_home(final_url: str, original_url: str, body: bytes | None) -> bool:
+def is_parking_or_home(
+    final_url: str, original_url: str, body: bytes | None, page: _Page | None = None
+) -> bool:
     """True if the fetch ended on a site's home page (the link did not) or a parked domain."""
     if _site(final_url) in _PARKING_HOSTS:
         return True
     if _is_home(final_url) and not _is_home(original_url):
         return True
-    return bool(body) and _is_parking_page(_page(body, None))
+    return bool(body) and _is_parking_page(page or _page(body, None))
 
 
-def _meaningful_redirect(original_url: str, final_url: str | None, body: bytes | None) -> bool:
+def _meaningful_redirect(
+    original_url: str, final_url: str | None, body: bytes | None, page: _Page
+) -> bool:
     if not final_url or _canonical(final_url) == _canonical(original_url):
         return False
-    if is_parking_or_home(final_url, original_url, body):
+    if is_parking_or_home(final_url, original_url, body, page):
         return True
     return _host(original_url) not in _SHORTENERS and _site(final_url) != _site(original_url)
 
@@ -666,6 +675,19 @@ _DEAD_CODES = frozenset({404, 410})
 _BLOCKED_CODES = frozenset({401, 403, 429, 451})
 
 
+def blocking_wall(
+    status: int | None, body: bytes | None, content_type: str | None, text: str | None = None
+) -> str | None:
+    """``"log-in wall"`` or ``"content unavailable"`` when an HTML answer is one (see
+    :mod:`pipeline.walls`; ``text``: what a browser rendered), else None."""
+    if status not in (200, 401, 403) or not body:
+        return None
+    mime = (content_type or "text/html").split(";", 1)[0].strip().lower()
+    if mime not in HTML_TYPES:
+        return None
+    return wall_reason(page_signals(body), text)
+
+
 def classify(
     *,
     original_url: str,
@@ -675,13 +697,20 @@ def classify(
     content_type: str | None,
     error: str | None,
     last: Snapshot | None,
+    text: str | None = None,
 ) -> tuple[str, Change | None]:
-    """One of :data:`STATUSES` for a live fetch, plus the :class:`Change` when "changed".
+    """One of :data:`STATUSES` for what one fetch of a link answered, plus the
+    :class:`Change` when "changed". The crawl and the check both call it, so one answer
+    gets one status whichever command saw it; only a check has a ``last`` to compare.
 
-    Order: transport errors (DNS / refused -> dead, others -> error), status codes (404/410
-    dead; 401/403/429/451 blocked; other non-2xx error), then for 2xx: captcha/geo wall ->
-    blocked, meaningful redirect to a home/parking page or another site -> redirected, a
-    parked domain at the same URL or a soft 404 -> soft404, a changed page -> changed.
+    Order: transport errors (DNS, refused -> dead; others, such as timeouts -> error),
+    then a log-in wall or "content unavailable" page -> blocked, then status codes
+    (404/410 dead; 401/403/429/451 blocked; other non-2xx error), then for 2xx:
+    captcha/geo wall -> blocked, a redirect to a home or parking page or to another
+    site -> redirected (one within the site, such as http -> https or a trailing slash,
+    is not), a parked domain at the same URL or a soft 404 -> soft404, a changed page ->
+    changed, else alive. ``dead`` and ``soft404`` are failures: what a *link's* standing
+    becomes is decided by :func:`pipeline.linkcheck.history.observe`.
     """
     if error:
         return ("dead" if _DEAD_ERRORS.search(error) else "error"), None
@@ -689,7 +718,7 @@ def classify(
         return "error", None
     if status in _DEAD_CODES:
         return "dead", None
-    if status in _BLOCKED_CODES:
+    if blocking_wall(status, body, content_type, text) or status in _BLOCKED_CODES:
         return "blocked", None
     if not 200 <= status < 300:
         return "error", None
@@ -697,9 +726,9 @@ def classify(
     page = _page(body, content_type)
     if body and _looks_blocked(page):
         return "blocked", None
-    if _meaningful_redirect(original_url, final_url, body):
+    if _meaningful_redirect(original_url, final_url, body, page):
         return "redirected", None
-    if body and (_is_parking_page(page) or is_soft404(body, url, content_type, status)):
+    if body and (_is_parking_page(page) or _soft404(page, body, url, content_type)):
         return "soft404", None
     if last is not None:
         change = compare(last, snapshot(body or b"", url, content_type))
@@ -714,13 +743,3 @@ class DeathRule:
 
     failures: int = 3
     min_span: timedelta = timedelta(days=7)
-
-
-def confirmed_dead(history: list[tuple[datetime, str]], rule: DeathRule) -> bool:
-    """True if the last ``rule.failures`` checks are all dead/soft404 and span ``min_span``."""
-    if rule.failures < 1 or len(history) < rule.failures:
-        return False
-    recent = sorted(history, key=lambda item: item[0])[-rule.failures :]
-    if any(status not in DEAD_STATUSES for _, status in recent):
-        return False
-    return recent[-1][0] - recent[0][0] >= rule.min_span

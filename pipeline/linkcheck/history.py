@@ -1,36 +1,32 @@
-"""Judge a check run: each link's fresh capture against its last good one.
+"""Judge a check run: each link's fresh answer against its last good capture, archived.
 
 A check is a crawl of the links' pages alone (so every check is archived: the 404, the
-soft-404 page); this module classifies what came back with :mod:`pipeline.linkcheck.classify`,
-keeps the history (``link_checks``) and sets each link's status. A link is declared
-``dead`` only when :func:`pipeline.linkcheck.classify.confirmed_dead` says so.
+soft-404 page). :func:`judge_run` classifies what came back with
+:func:`pipeline.linkcheck.classify.classify`, comparing it with the last good capture;
+:func:`archive_checks` writes each judgement into a WARC file of its own as a
+``metadata`` record (format :data:`CHECK_FORMAT`); indexing that file (the indexer
+calls :func:`pipeline.linkcheck.standing.apply_check`) adds the ``link_checks`` row and
+folds the answer into the link's standing. So the watch's history lives in the WARC
+files, and a rebuilt catalog has it.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import decoded_payload
-from pipeline.catalog.models import Capture, CrawlOutcome, CrawlRun, Link, LinkCheck
+from archive import RecordFactory, RotatingWarcWriter, decoded_payload
+from pipeline.catalog.models import Capture, CrawlOutcome, Link
 from pipeline.config import Paths
+from pipeline.crawlcontext import CHECK_FORMAT, RUN_FIELD
 from pipeline.extract import MAX_PDF_BYTES
-from pipeline.linkcheck.classify import DeathRule, Snapshot, classify, confirmed_dead, snapshot
+from pipeline.linkcheck.classify import Snapshot, classify, snapshot
 from pipeline.retrieval import RetrievalError, read_stored
-
-FAILED = ("dead", "soft404")
-
-
-def death_rule() -> DeathRule:
-    """N consecutive failed checks over at least a span: from the environment."""
-    return DeathRule(
-        failures=int(os.environ.get("LINKARCHIVE_DEAD_AFTER_CHECKS", "3")),
-        min_span=timedelta(days=float(os.environ.get("LINKARCHIVE_DEAD_AFTER_DAYS", "7"))),
-    )
 
 
 def _body(session: Session, capture: Capture, where: Paths) -> bytes | None:
@@ -56,11 +52,13 @@ def _last_good(session: Session, link: Link, before_run: int) -> Capture | None:
     )
 
 
-def classify_run(session: Session, run_id: int, where: Paths) -> dict[str, list[int]]:
-    """Classify every link checked in ``run_id``; returns link ids by status."""
-    rule = death_rule()
-    run = session.get_one(CrawlRun, run_id)
-    by_status: dict[str, list[int]] = {}
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds") + "Z"
+
+
+def judge_run(session: Session, run_id: int, where: Paths) -> list[dict[str, Any]]:
+    """The judgement of every link checked in ``run_id``, as check records' payloads."""
+    judged = []
     outcomes = session.scalars(
         select(CrawlOutcome).where(CrawlOutcome.run_id == run_id).order_by(CrawlOutcome.id)
     )
@@ -80,48 +78,46 @@ def classify_run(session: Session, run_id: int, where: Paths) -> dict[str, list[
             error=outcome.error if outcome.http_status is None else None,
             last=previous,
         )
-        history = [
-            (c.checked_at, c.status)
-            for c in session.scalars(select(LinkCheck).where(LinkCheck.link_id == link.id))
-        ] + [(outcome.checked_at, status)]
-        confirmed = status not in FAILED or confirmed_dead(history, rule)
-        session.add(
-            LinkCheck(
-                link_id=link.id,
-                run_id=run_id,
-                capture_id=capture.id if capture else None,
-                checked_at=outcome.checked_at,
-                status=status,
-                http_status=outcome.http_status,
-                final_url=outcome.final_url,
-                change=asdict(change) if change else None,
-                confirmed=confirmed,
-            )
+        judged.append(
+            {
+                "format": CHECK_FORMAT,
+                "version": 1,
+                "run_id": run_id,
+                "link_id": link.id,
+                "url": link.url,
+                "checked_at": _iso(outcome.checked_at),
+                "status": status,
+                "http_status": outcome.http_status,
+                "final_url": outcome.final_url,
+                "error": outcome.error,
+                "capture": capture.record_id if capture else None,
+                "compared_with": last.record_id if last is not None and previous else None,
+                "change": asdict(change) if change else None,
+            }
         )
-        if confirmed:
-            link.status = status
-        else:  # one bad night is not a death: the link keeps its standing until confirmed
-            link.status = _standing(session, link, run_id)
-        by_status.setdefault(status, []).append(link.id)
-    run.selection = {**(run.selection or {}), "mode": "check"}
-    session.flush()
-    return by_status
+    return judged
 
 
-def _standing(session: Session, link: Link, run_id: int) -> str:
-    """The link's status before this run's failure: its last confirmed check or crawl."""
-    check = session.scalar(
-        select(LinkCheck.status)
-        .where(LinkCheck.link_id == link.id, LinkCheck.confirmed, LinkCheck.run_id != run_id)
-        .order_by(LinkCheck.checked_at.desc())
-        .limit(1)
-    )
-    if check:
-        return check
-    crawl = session.scalar(
-        select(CrawlOutcome.status)
-        .where(CrawlOutcome.link_id == link.id, CrawlOutcome.run_id < run_id)
-        .order_by(CrawlOutcome.checked_at.desc())
-        .limit(1)
-    )
-    return crawl or "pending"
+def archive_checks(warcs: Path, run_id: int, judged: list[dict[str, Any]]) -> list[Path]:
+    """Write the judgements into a new WARC file in ``warcs`` (one ``metadata`` record
+    each, referring to the check's capture); returns the closed file."""
+    if not judged:
+        return []
+    factory = RecordFactory()
+    records = [
+        factory.metadata(item["url"], item, refers_to=item["capture"] or None) for item in judged
+    ]
+    fields = {RUN_FIELD: str(run_id), "linkarchive-check": "link-rot watch judgements"}
+    with RotatingWarcWriter(
+        warcs, prefix="linkarchive-check", factory=factory, warcinfo_fields=fields
+    ) as writer:
+        writer.write_many(records)
+    return list(writer.closed_files)
+
+
+def by_status(judged: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Link ids by the status their check found."""
+    found: dict[str, list[int]] = {}
+    for item in judged:
+        found.setdefault(item["status"], []).append(item["link_id"])
+    return found
