@@ -178,11 +178,11 @@ def test_cli_cite(crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]) -
     home = ["--home", str(crawled["home"])]
     with session_scope(paths(crawled["home"]).database_url) as session:
         (row,) = search(session, SearchQuery(city="Berlin", kind="report")).rows
-    assert main([*home, "cite", str(row["capture_id"])]) == 0
+    assert main([*home, "cite", "--capture", str(row["capture_id"])]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Weber, A. (2020, October 10).")
     assert "http://127.0.0.1:8000/archived/web/" in out
-    assert main([*home, "cite", str(row["capture_id"]), "--style", "csl-json"]) == 0
+    assert main([*home, "cite", "--capture", str(row["capture_id"]), "--style", "csl-json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["type"] == "webpage"
     for bad in (["cite", "999999"], ["cite", "1", "--style", "mla"]):
         assert main([*home, *bad]) != 0

@@ -54,11 +54,33 @@ def test_search_filters(crawled: dict[str, Any], capsys: pytest.CaptureFixture[s
     germany = search_json(capsys, home, "--country", "Germany")
     assert {r["city"] for r in germany} == {"Berlin", "Munich", "Hamburg"}
     assert [r["city"] for r in search_json(capsys, home, "--city", "München")] == ["Munich"]
-    assert [r["city"] for r in search_json(capsys, home, "--status", "dead")] == ["Hamburg"]
+    (hamburg,) = search_json(capsys, home, "--status", "failing")  # one 404 so far
+    assert (hamburg["city"], hamburg["status"]) == ("Hamburg", "failing (1 of 3)")
+    assert search_json(capsys, home, "--status", "dead") == []
     later = search_json(capsys, home, "--since", "2020-10-11")
     assert [r["city"] for r in later] == ["Ottawa"]
     galleries = search_json(capsys, home, "--kind", "photo_gallery")
     assert {r["city"] for r in galleries} == {"Tallinn", "London"}
+
+
+def test_a_link_id_or_url_names_its_last_full_capture(
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = ["--home", str(crawled["home"])]
+    (row,) = search_json(capsys, crawled["home"], "--city", "Berlin", "--kind", "report")
+    by_capture = run(capsys, *home, "cite", "--capture", str(row["capture_id"]))
+    assert by_capture[0] == 0 and "Archived copy: " in by_capture[1]
+    # The same citation whether the link is named by its id, its URL, or a time near it.
+    for target in ([str(row["link_id"])], [row["url"]], [str(row["link_id"]), "--at", "2000-01-01"]):
+        assert run(capsys, *home, "cite", *target) == by_capture, target
+    outputs = []
+    for n, target in enumerate(([row["url"]], ["--capture", str(row["capture_id"])])):
+        out = tmp_path / f"page{n}.html"
+        assert run(capsys, *home, "get", *target, "-o", str(out))[0] == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] and b"<html" in outputs[0].lower()
+    code, _, err = run(capsys, *home, "cite", str(row["link_id"]), "--capture", "1")
+    assert code == 1 and "not both" in err
 
 
 def test_search_text_is_unicode_case_insensitive(
@@ -84,7 +106,7 @@ def test_status_lists_every_place_even_without_links(
     assert code == 0
     rows = {(r["country"], r["city"]): r for r in json.loads(out)}
     assert rows[("Belgium", "Brussels")]["links"] == 0
-    assert rows[("Germany", "Hamburg")]["dead"] == 1
+    assert rows[("Germany", "Hamburg")]["failing"] == 1
     assert rows[("Lithuania", "Vilnius")]["archived"] == 3
     assert rows[("Switzerland", None)]["archived"] == 1
     assert all(r["pending"] == 0 for r in rows.values())
@@ -136,7 +158,7 @@ def test_get_writes_decoded_payload(
     rows = search_json(capsys, crawled["home"], "--city", "Copenhagen", "--kind", "report")
     target = tmp_path / "page.html"
     code, _, err = run(
-        capsys, "--home", str(crawled["home"]), "get", str(rows[0]["capture_id"]), "-o", str(target)
+        capsys, "--home", str(crawled["home"]), "get", "--capture", str(rows[0]["capture_id"]), "-o", str(target)
     )
     assert code == 0, err
     sent = world.sent(spec.site, spec.path)[-1]
@@ -285,7 +307,7 @@ def test_get_to_missing_directory_fails_cleanly(
     rows = search_json(capsys, crawled["home"], "--city", "Riga")
     code, _, err = run(
         capsys,
-        "--home", str(crawled["home"]), "get", str(rows[0]["capture_id"]), "-o", "/no/such/dir/x",
+        "--home", str(crawled["home"]), "get", "--capture", str(rows[0]["capture_id"]), "-o", "/no/such/dir/x",
     )  # fmt: skip
     assert code != 0
     assert err.startswith("linkarchive: error: ") and len(err.strip().splitlines()) == 1
@@ -372,7 +394,7 @@ def test_a_damaged_warc_file_gives_one_clear_line(
     for i in range(offset + 20, offset + 400, 7):
         data[i] ^= 0x5A
     damaged.write_bytes(bytes(data))
-    assert main(["--home", str(home), "get", str(capture_id), "-o", str(tmp_path / "g")]) == 1
+    assert main(["--home", str(home), "get", "--capture", str(capture_id), "-o", str(tmp_path / "g")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"at offset {offset} cannot be read" in err
     assert "warcio check" in err and "\\x" not in err
@@ -388,8 +410,10 @@ HUGE = str(2**64)  # beyond the catalog's 64-bit integers
 RANGE = f"{HUGE} is not in the range"
 OUT_OF_RANGE = [
     (("show", HUGE), RANGE),
-    (("cite", HUGE), RANGE),
-    (("get", HUGE, "-o", "out.html"), RANGE),
+    (("cite", "--capture", HUGE), RANGE),
+    (("get", "--capture", HUGE, "-o", "out.html"), RANGE),
+    (("cite", HUGE), f"no link with id {HUGE}"),
+    (("get", HUGE, "-o", "out.html"), f"no link with id {HUGE}"),
     (("search", "--limit", HUGE), RANGE),
     (("check", "--link", HUGE), RANGE),
     (("crawl", "--resume", HUGE), RANGE),

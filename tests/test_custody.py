@@ -111,11 +111,11 @@ def test_get_appends_a_retrieved_event_that_chains(
         before = ledger_lines(session, capture_id)
     target = tmp_path / "page.bin"
     home = str(crawled["home"])
-    code = main(["--home", home, "get", str(capture_id), "-o", str(target),
+    code = main(["--home", home, "get", "--capture", str(capture_id), "-o", str(target),
                  "--reason", "court filing 12/3", "--requested-by", "Counsel <x@y>"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     monkeypatch.setenv("LINKARCHIVE_ACTOR", "paralegal on duty")
-    assert main(["--home", home, "get", str(capture_id), "-o", "-"]) == 0
+    assert main(["--home", home, "get", "--capture", str(capture_id), "-o", "-"]) == 0
     capsys.readouterr()
     with session_scope(_db(crawled)) as session:
         after = ledger_lines(session, capture_id)
@@ -138,7 +138,7 @@ def test_a_failed_get_appends_nothing(
     with session_scope(_db(crawled)) as session:
         capture_id = session.scalar(select(Capture.id).order_by(Capture.id).limit(1))
         before = ledger_lines(session, capture_id)
-    code = main(["--home", str(crawled["home"]), "get", str(capture_id), "-o", "/no/such/dir/x"])
+    code = main(["--home", str(crawled["home"]), "get", "--capture", str(capture_id), "-o", "/no/such/dir/x"])
     _, err = capsys.readouterr()
     assert code != 0 and len(err.strip().splitlines()) == 1
     with session_scope(_db(crawled)) as session:
@@ -370,6 +370,7 @@ def test_concurrent_retrievals_of_one_capture_all_chain(
                 "--home",
                 str(home),
                 "get",
+                "--capture",
                 str(capture_id),
                 "-o",
                 str(tmp_path / f"{n}"),

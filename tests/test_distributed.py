@@ -192,7 +192,7 @@ def test_readers_take_records_from_the_store(
     assert found.returncode == 0, found.stderr
     assert len(json.loads(found.stdout)) > 0
     page = tmp_path / "page.html"
-    got = cluster.linkarchive("get", str(capture_id), "-o", str(page))
+    got = cluster.linkarchive("get", "--capture", str(capture_id), "-o", str(page))
     assert got.returncode == 0, got.stderr
     assert b"Report" in page.read_bytes() or b"<html" in page.read_bytes()
     package = tmp_path / "evidence.wacz"

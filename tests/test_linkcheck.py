@@ -8,7 +8,6 @@ import pytest
 
 from pipeline.linkcheck.classify import (
     STATUSES,
-    DeathRule,
     Snapshot,
     classify,
     compare,
@@ -16,7 +15,7 @@ from pipeline.linkcheck.classify import (
     is_soft404,
     snapshot,
 )
-from pipeline.linkcheck.standing import confirmed_dead
+from pipeline.linkcheck.standing import DeathRule, confirmed_dead
 
 URL = "https://news.example.org/2024/03/story-about-rivers"
 

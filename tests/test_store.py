@@ -163,7 +163,7 @@ def test_pushed_warcs_are_read_from_the_store_when_the_local_files_are_gone(
         local_files = {w.name: Path(w.path) for w in session.scalars(select(WarcFile))}
     assert all(path.is_relative_to(home.resolve()) for path in local_files.values())
     before = tmp_path / "before.bin"
-    assert main(["--home", str(home), "get", str(capture_id), "-o", str(before)]) == 0
+    assert main(["--home", str(home), "get", "--capture", str(capture_id), "-o", str(before)]) == 0
     assert main(["--home", str(home), "warc", "push"]) == 0
     with session_scope(where.database_url) as session:
         rows = list(session.scalars(select(WarcFile)))
@@ -180,7 +180,7 @@ def test_pushed_warcs_are_read_from_the_store_when_the_local_files_are_gone(
     for path in local_files.values():  # the files are gone from this machine
         path.rename(path.with_name(path.name + ".elsewhere"))
     after = tmp_path / "after.bin"
-    assert main(["--home", str(home), "get", str(capture_id), "-o", str(after)]) == 0
+    assert main(["--home", str(home), "get", "--capture", str(capture_id), "-o", str(after)]) == 0
     assert after.read_bytes() == before.read_bytes()
     client = client_as(make_app(home), "researcher")
     shown = client.get(f"/archived/{capture_id}/")

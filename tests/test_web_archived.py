@@ -342,7 +342,7 @@ def test_legal_downloads_the_exact_payload_and_custody_names_them(
     assert response.headers["content-disposition"] == 'attachment; filename="kvinder-i-hvidt.html"'
     assert response.headers["content-type"] == "application/octet-stream"
     target = tmp_path / "got.html"
-    assert main(["--home", str(home), "get", str(capture.id), "-o", str(target)]) == 0
+    assert main(["--home", str(home), "get", "--capture", str(capture.id), "-o", str(target)]) == 0
     capsys.readouterr()
     assert response.content == target.read_bytes()
     assert response.headers["x-payload-sha256"] == hashlib.sha256(response.content).hexdigest()

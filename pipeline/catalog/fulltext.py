@@ -48,11 +48,13 @@ from pipeline.catalog.models import (
     Country,
     CrawlOutcome,
     Link,
+    LinkCheck,
     Media,
     PageMetadataRow,
     SearchDocument,
 )
 from pipeline.catalog.queries import QueryError, Selection, _filtered, _iso
+from pipeline.linkcheck.standing import check_label, death_rule, standing_label
 
 MARK_START, MARK_END = "\x02", "\x03"
 FACETS = ("country", "city", "kind", "language", "status", "published", "captured")
@@ -404,7 +406,8 @@ def _document(row: Any) -> dict[str, Any]:
 
 #: The columns of every export of search results, CSV or JSON, from the web app, the API
 #: or the CLI: a result row without its snippet and rank (they belong to one query).
-EXPORT_COLUMNS = ("link_id", "country", "city", "kind", "label", "url", "status", "title",
+EXPORT_COLUMNS = ("link_id", "country", "city", "kind", "label", "url", "status",
+                  "last_check", "last_checked_at", "title",
                   "author", "published", "language", "site_name", "captured_at", "capture_id",
                   "description", "http_status", "final_url", "capture_record_id",
                   "payload_sha256", "images", "warc_file")  # fmt: skip
@@ -593,6 +596,10 @@ def _rows(
     latest_outcome = (
         select(func.max(CrawlOutcome.id)).where(CrawlOutcome.link_id == Link.id).scalar_subquery()
     )
+    check = aliased(LinkCheck)
+    latest_check = (
+        select(func.max(LinkCheck.id)).where(LinkCheck.link_id == Link.id).scalar_subquery()
+    )
     images = (
         select(func.count(func.distinct(Media.url)))
         .where(Media.link_id == Link.id, Media.run_id == Capture.run_id, Media.kind == "image")
@@ -610,13 +617,15 @@ def _rows(
         page = page.limit(query.limit)
     ranked = list(session.execute(page).tuples())
     details = (
-        select(Link, Country, City, Capture, PageMetadataRow, outcome, images)
+        select(Link, Country, City, Capture, PageMetadataRow, outcome, check, images)
         .join(Country, Link.country_id == Country.id)
         .outerjoin(City, Link.city_id == City.id)
         .outerjoin(Capture, Capture.id == Link.last_capture_id)
         .outerjoin(PageMetadataRow, PageMetadataRow.capture_id == Link.last_capture_id)
         .outerjoin(outcome, outcome.id == latest_outcome)
+        .outerjoin(check, check.id == latest_check)
     )
+    rule = death_rule()
     found: dict[int, Any] = {}
     for start in range(0, len(ranked), _CHUNK):
         chunk = [link_id for link_id, _ in ranked[start : start + _CHUNK]]
@@ -624,7 +633,7 @@ def _rows(
     terms = parsed.terms if parsed else []
     rows = []
     for link_id, score in ranked:
-        link, country, city, capture, meta, last, image_count = found[link_id]
+        link, country, city, capture, meta, last, checked, image_count = found[link_id]
         texts = [meta.text, meta.description, meta.title] if meta else []
         if meta and not terms:  # no words to show in context: the summary first
             texts = [meta.description, meta.text]
@@ -636,7 +645,9 @@ def _rows(
                 "kind": link.kind,
                 "label": link.label,
                 "url": link.url,
-                "status": link.status,
+                "status": standing_label(link.status, link.failures, rule),
+                "last_check": check_label(checked),
+                "last_checked_at": _iso(checked.checked_at) if checked else None,
                 "http_status": last.http_status if last else None,
                 "final_url": link.final_url,
                 "captured_at": _iso(capture.captured_at) if capture else None,

@@ -6,7 +6,7 @@ Search is ``pipeline.catalog.fulltext``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -23,7 +23,7 @@ from pipeline.catalog.models import (
     Source,
 )
 from pipeline.gazetteer import default_gazetteer
-from pipeline.seeds import LINK_KINDS
+from pipeline.seeds import LINK_KINDS, BadLink, web_url
 
 
 class QueryError(ValueError):
@@ -212,3 +212,68 @@ def payload_capture(session: Session, capture: Capture) -> Capture:
             f"capture {capture.id} revisits record {capture.refers_to}, which is not indexed"
         )
     return original
+
+
+def full_captures(session: Session, link_id: int) -> list[Capture]:
+    """A link's full page captures (crawls', not the page-only fetches of checks), oldest
+    first."""
+    checked = select(LinkCheck.capture_id).where(
+        LinkCheck.link_id == link_id, LinkCheck.capture_id.is_not(None)
+    )
+    return list(
+        session.scalars(
+            select(Capture)
+            .where(Capture.link_id == link_id, Capture.role == "page", Capture.id.not_in(checked))
+            .order_by(Capture.captured_at, Capture.id)
+        )
+    )
+
+
+def _closest(captures: list[Capture], at: datetime) -> Capture:
+    moment = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+    return min(captures, key=lambda c: (abs((c.captured_at - moment).total_seconds()), -c.id))
+
+
+def resolve_capture(
+    session: Session,
+    target: str | None = None,
+    capture_id: int | None = None,
+    at: datetime | None = None,
+) -> Capture:
+    """The capture people mean by a link id, a URL or ``--capture ID``.
+
+    A link (by id, or by its URL) means its last full capture, or with ``at`` the full
+    capture closest to that time: never a check's page-only fetch, which only
+    ``--capture`` names. A URL no link has means the latest capture of that URL (or the
+    closest to ``at``), such as one imported from another tool's WARC file.
+    """
+    if capture_id is not None:
+        if target:
+            raise QueryError("name a link (id or URL) or a capture (--capture ID), not both")
+        return get_capture(session, capture_id)
+    if not target:
+        raise QueryError("name a link (id or URL) or a capture (--capture ID)")
+    number = target.isascii() and target.isdigit()
+    if number:
+        link = session.get(Link, int(target)) if int(target) < 2**63 else None
+        if link is None:
+            raise QueryError(f"no link with id {target} (a capture id? use --capture {target})")
+    else:
+        try:
+            url = web_url(target)
+        except BadLink as exc:
+            raise QueryError(f"{target!r} is neither a link id nor a URL: {exc}") from None
+        link = session.scalar(select(Link).where(Link.url.in_({target, url})).limit(1))
+        if link is None:
+            found = list(session.scalars(select(Capture).where(Capture.url.in_({target, url}))))
+            if not found:
+                raise QueryError(f"no link or capture for {target!r}")
+            if at is not None:
+                return _closest(found, at)
+            return max(found, key=lambda c: (c.captured_at, c.id))
+    if at is None and link.last_capture_id is not None:
+        return get_capture(session, link.last_capture_id)
+    pages = full_captures(session, link.id)
+    if not pages:
+        raise QueryError(f"link {link.id} has no full capture yet: crawl it first")
+    return _closest(pages, at) if at is not None else pages[-1]

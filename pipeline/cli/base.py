@@ -7,8 +7,8 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,36 @@ def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) 
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)", param=param) from None
+
+
+def _parse_moment(_ctx: click.Context, param: click.Parameter, value: str | None):  # noqa: ANN202
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or time (use e.g. 2020-10-10 or 2020-10-10T18:00Z)",
+            param=param,
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def capture_target(command: Callable) -> Callable:
+    """The arguments naming a capture: TARGET (a link id or URL), ``--at``, ``--capture``."""
+    for decorator in reversed(
+        (
+            click.argument("target", required=False),
+            click.option("--capture", "capture_id", type=ID, help="This capture (its capture id)."),
+            click.option(
+                "--at",
+                callback=_parse_moment,
+                help="The link's full capture closest to this time (UTC), e.g. 2020-10-10.",
+            ),
+        )
+    ):
+        command = decorator(command)
+    return command
 
 
 def _prefect_quiet() -> None:

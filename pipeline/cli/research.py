@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from pipeline.cli.base import (
     _show,
     _table,
     _writable,
+    capture_target,
     cli,
     console,
     say,
@@ -132,7 +133,7 @@ def _search_table(rows: list[dict[str, Any]], total: int) -> None:
         say("No results.")
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_lines=False)
-    for header in ("Link id", "Place", "Kind", "Status", "Published"):
+    for header in ("Link id", "Place", "Kind", "Status", "Last check", "Published"):
         table.add_column(header, no_wrap=True)
     table.add_column("Title and snippet", ratio=1)
     for row in rows:
@@ -145,7 +146,7 @@ def _search_table(rows: list[dict[str, Any]], total: int) -> None:
         place = ", ".join(filter(None, [row["country"], row["city"]]))
         table.add_row(
             *(Text(str(v or "—")) for v in (row["link_id"], place, row["kind"], row["status"],
-                                            row["published"])),
+                                            _day(row["last_checked_at"]), row["published"])),
             cell,
         )  # fmt: skip
     console.print(table)
@@ -153,16 +154,25 @@ def _search_table(rows: list[dict[str, Any]], total: int) -> None:
 
 
 @cli.command()
-@click.argument("capture_id", type=ID)
+@capture_target
 @click.option("--style", type=click.Choice(CITATION_STYLES), default="apa", show_default=True)
 @click.pass_context
-def cite(ctx: click.Context, capture_id: int, style: str) -> None:
-    """A citation of a capture: its page, the archived copy and the WARC record."""
+def cite(
+    ctx: click.Context,
+    target: str | None,
+    capture_id: int | None,
+    at: datetime | None,
+    style: str,
+) -> None:
+    """A citation of a link's last full capture (LINK_ID or URL, --at a time) or of
+    --capture ID: its page, the archived copy and the WARC record."""
+    from pipeline.catalog.queries import resolve_capture
     from pipeline.citation import citation_facts
     from pipeline.citation import cite as make_citation
 
     with session_scope(_home(ctx).database_url) as session:
-        facts = citation_facts(session, capture_id)
+        capture = resolve_capture(session, target, capture_id, at)
+        facts = citation_facts(session, capture.id)
     click.echo(make_citation(facts, style))
 
 
@@ -191,19 +201,21 @@ def status(ctx: click.Context, fmt: str) -> None:
         _emit(rows, fmt, list(rows[0]) if rows else [])
 
 
-def _status_table(rows: list[dict[str, Any]]) -> None:
-    def day(moment: str | None) -> str:
-        return moment[:16].replace("T", " ") if moment else "—"
+def _day(moment: str | None) -> str:
+    return moment[:16].replace("T", " ") if moment else "—"
 
-    counts = ("links", "archived", "changed", "dead", "soft404", "blocked", "error", "pending")
+
+def _status_table(rows: list[dict[str, Any]]) -> None:
+    counts = ("links", "archived", "changed", "failing", "dead", "soft404", "blocked", "error",
+              "pending")  # fmt: skip
     cells = [
         [row["country"], row["city"] or "—", *(str(row[k]) for k in counts),
-         day(row["last_check"]), day(row["last_capture"])]
+         _day(row["last_check"]), _day(row["last_capture"])]
         for row in rows
     ]  # fmt: skip
-    headers = ["Country", "City", "Links", "Arch.", "Chg.", "Dead", "S404", "Blk.", "Err.",
-               "Pend.", "Last check", "Last capture"]  # fmt: skip
-    _show(_table(headers, cells, title="Links per country and city", numeric=range(2, 10)))
+    headers = ["Country", "City", "Links", "Arch.", "Chg.", "Fail.", "Dead", "S404", "Blk.",
+               "Err.", "Pend.", "Last check", "Last capture"]  # fmt: skip
+    _show(_table(headers, cells, title="Links per country and city", numeric=range(2, 11)))
 
 
 @cli.command()
@@ -219,13 +231,20 @@ def _status_table(rows: list[dict[str, Any]]) -> None:
 def show(ctx: click.Context, link_id: int, fmt: str) -> None:
     """A link (by its link id) and its captures (each with its capture id)."""
     from pipeline.catalog.queries import link_captures
+    from pipeline.linkcheck.standing import check_label, last_check, standing_label
 
     with session_scope(_home(ctx).database_url) as session:
         link, captures = link_captures(session, link_id)
         place = ", ".join(filter(None, [link.country.name, link.city.name if link.city else None]))
+        checked = last_check(session, link.id)
         about = {"link_id": link.id, "country": link.country.name,
                  "city": link.city.name if link.city else None, "kind": link.kind,
-                 "label": link.label, "url": link.url, "status": link.status,
+                 "label": link.label, "url": link.url,
+                 "status": standing_label(link.status, link.failures),
+                 "last_check": check_label(checked),
+                 "last_checked_at": checked.checked_at.isoformat(timespec="seconds") + "Z"
+                 if checked else None,
+                 "last_capture_id": link.last_capture_id,
                  "final_url": link.final_url}  # fmt: skip
         rows = [
             {
@@ -249,6 +268,13 @@ def show(ctx: click.Context, link_id: int, fmt: str) -> None:
         return
     say(f"Link {link_id}: {place} — {about['kind']} “{about['label']}”")
     say(f"  url: {about['url']}\n  status: {about['status']}")
+    if about["last_check"]:
+        say(f"  last check: {about['last_check']} at {about['last_checked_at']}")
+    if about["last_capture_id"]:
+        say(
+            f"  last full capture: capture {about['last_capture_id']} (what get, cite and "
+            "evidence export use by default)"
+        )
     if about["final_url"] and about["final_url"] != about["url"]:
         say(f"  final url: {about['final_url']}")
     if not rows:
@@ -265,7 +291,7 @@ def show(ctx: click.Context, link_id: int, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("capture_id", type=ID)
+@capture_target
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--reason", help="Why it is retrieved (written into the capture's custody ledger).")
 @click.option(
@@ -276,23 +302,29 @@ def show(ctx: click.Context, link_id: int, fmt: str) -> None:
 @click.pass_context
 def get(
     ctx: click.Context,
-    capture_id: int,
+    target: str | None,
+    capture_id: int | None,
+    at: datetime | None,
     output: str,
     reason: str | None,
     requested_by: str | None,
 ) -> None:
-    """Write a capture's archived payload, decoded, to a file ('-' for stdout).
+    """Write the archived payload of a link's last full capture (LINK_ID or URL, --at a
+    time) or of --capture ID, decoded, to a file ('-' for stdout).
 
     The retrieval is appended to the capture's custody ledger.
     """
+    from pipeline.catalog.queries import resolve_capture
     from pipeline.evidence.custody import current_actor
     from pipeline.retrieval import retrieve_payload
 
     where = _home(ctx)
     _writable(where, "`get` records each retrieval in the capture's custody ledger")
+    with session_scope(where.database_url) as session:
+        chosen = resolve_capture(session, target, capture_id, at).id
     got = retrieve_payload(
         where,
-        capture_id,
+        chosen,
         actor=requested_by or current_actor(),
         reason=reason,
         output=output,

@@ -12,7 +12,6 @@ import difflib
 import functools
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit
 
 import lxml.html
@@ -27,7 +26,6 @@ __all__ = [
     "STATUSES",
     "blocking_wall",
     "Change",
-    "DeathRule",
     "Snapshot",
     "classify",
     "compare",
@@ -37,7 +35,6 @@ __all__ = [
 ]
 
 STATUSES = ("alive", "changed", "redirected", "soft404", "dead", "blocked", "error")
-DEAD_STATUSES = frozenset({"dead", "soft404"})
 
 MAX_DIFF_ITEMS = 20
 MAX_DIFF_CHARS = 300
@@ -735,11 +732,3 @@ def classify(
         if change is not None:
             return "changed", change
     return "alive", None
-
-
-@dataclass
-class DeathRule:
-    """A link is dead after ``failures`` consecutive dead checks spanning ``min_span``."""
-
-    failures: int = 3
-    min_span: timedelta = timedelta(days=7)

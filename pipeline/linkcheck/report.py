@@ -83,8 +83,8 @@ def bar_chart(
 def render_report(session: Session) -> str:
     """The report as one HTML document."""
     summary = status_summary(session)
-    columns = ["links", "archived", "alive", "changed", "redirected", "soft404", "dead",
-               "blocked", "error", "pending"]  # fmt: skip
+    columns = ["links", "archived", "alive", "changed", "redirected", "failing", "soft404",
+               "dead", "blocked", "error", "pending"]  # fmt: skip
     out = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "

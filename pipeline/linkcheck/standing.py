@@ -21,6 +21,7 @@ catalog computes the same standings from the WARC files).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +29,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.catalog.models import Capture, Link, LinkCheck
-from pipeline.linkcheck.classify import DEAD_STATUSES, DeathRule
+
+# Failures: answers that count towards a death (see the module docstring).
+DEAD_STATUSES = frozenset({"dead", "soft404"})
+
+
+@dataclass
+class DeathRule:
+    """A link is dead after ``failures`` consecutive dead checks spanning ``min_span``."""
+
+    failures: int = 3
+    min_span: timedelta = timedelta(days=7)
 
 
 def death_rule() -> DeathRule:
@@ -60,6 +71,26 @@ def observe(link: Link, status: str, when: datetime, rule: DeathRule, *, check: 
     )
     link.status = status if confirmed else "failing"
     return confirmed
+
+
+def last_check(session: Session, link_id: int) -> LinkCheck | None:
+    """The link's latest check, if it was ever checked."""
+    return session.scalar(
+        select(LinkCheck)
+        .where(LinkCheck.link_id == link_id)
+        .order_by(LinkCheck.checked_at.desc(), LinkCheck.id.desc())
+        .limit(1)
+    )
+
+
+def check_label(check: LinkCheck | None) -> str | None:
+    """A check's finding in a few words: ``dead (HTTP 404, unconfirmed)``, ``alive``."""
+    if check is None:
+        return None
+    details = [f"HTTP {check.http_status}"] if check.http_status else []
+    if not check.confirmed:
+        details.append("unconfirmed")
+    return check.status + (f" ({', '.join(details)})" if details else "")
 
 
 def confirmed_dead(history: list[tuple[datetime, str]], rule: DeathRule) -> bool:

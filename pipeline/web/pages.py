@@ -29,6 +29,7 @@ from pipeline.catalog.models import (
     PageMetadataRow,
     User,
 )
+from pipeline.linkcheck.standing import check_label, last_check, standing_label
 from pipeline.users import (
     NAME_PATTERN,
     ROLES,
@@ -399,6 +400,7 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
     history.sort(key=lambda entry: entry["at"] or "", reverse=True)
     latest = _latest(captures, "screenshot")
     dom = _latest(captures, "dom")
+    checked = last_check(session, link.id)
     return {
         "id": link.id,
         "country": link.country.name,
@@ -406,7 +408,10 @@ def link_details(session: Session, link_id: int) -> dict[str, Any]:
         "kind": link.kind,
         "label": link.label,
         "url": link.url,
-        "status": link.status,
+        "status": standing_label(link.status, link.failures),
+        "status_class": link.status,
+        "last_check": check_label(checked),
+        "last_checked_at": iso(checked.checked_at) if checked else None,
         "final_url": link.final_url,
         "last_capture_id": link.last_capture_id,
         "captures": [capture_facts(c) for c in captures],
@@ -501,9 +506,10 @@ def citation_text(request: Request, capture_id: int, style: str) -> tuple[str, s
 
 # --- countries -------------------------------------------------------------------------
 
-CHART_COLOURS = {"archived": "#2e7d32", "changed": "#f9a825", "dead": "#c62828",
-                 "other": "#9e9e9e"}  # fmt: skip
-TABLE_COUNTS = ("links", "archived", "changed", "dead", "soft404", "blocked", "error", "pending")
+CHART_COLOURS = {"archived": "#2e7d32", "changed": "#f9a825", "failing": "#ef6c00",
+                 "dead": "#c62828", "other": "#9e9e9e"}  # fmt: skip
+TABLE_COUNTS = ("links", "archived", "changed", "failing", "dead", "soft404", "blocked", "error",
+                "pending")  # fmt: skip
 
 
 def country_chart(session: Session, rows: list[dict[str, Any]]) -> Markup:
@@ -516,11 +522,13 @@ def country_chart(session: Session, rows: list[dict[str, Any]]) -> Markup:
         counts = totals.setdefault(row["country"], Counter())
         counts["archived"] += row["alive"] + row["redirected"]
         counts["changed"] += row["changed"]
+        counts["failing"] += row["failing"]
         counts["dead"] += row["dead"] + row["soft404"]
-        counts["other"] += row["links"] - row["archived"] - row["dead"] - row["soft404"]
+        counts["other"] += (row["links"] - row["archived"] - row["failing"] - row["dead"]
+                            - row["soft404"])  # fmt: skip
     points = sorted(totals.items())
     svg = bar_chart(points, CHART_COLOURS, label=lambda name: (codes.get(name) or name[:3]),
-                    aria="links per country: archived, changed, dead, other")  # fmt: skip
+                    aria="links per country: archived, changed, failing, dead, other")  # fmt: skip
     return Markup(svg.replace("<svg ", '<svg class="chart" ', 1))  # noqa: S704 - escaped by report
 
 
