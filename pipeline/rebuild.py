@@ -15,6 +15,7 @@ from archive.store import WarcStorage
 from pipeline.catalog.models import CrawlRun, Link, WarcFile
 from pipeline.catalog.runs import finish_run
 from pipeline.config import Paths
+from pipeline.evidence.restore import restore_ledgers
 from pipeline.indexer import IndexResult, index_files
 from pipeline.storage import record_stored
 
@@ -50,4 +51,5 @@ def rebuild_catalog(
         record_stored(session, storage, [p.name for p in fetched])
     for run in session.scalars(select(CrawlRun)):
         finish_run(session, run.id).status = "rebuilt"
+    report.lost += restore_ledgers(session, where)  # custody ledgers, verbatim from their files
     return report

@@ -28,6 +28,7 @@ from pipeline.catalog.models import Capture, WarcFile
 from pipeline.catalog.queries import get_capture, payload_capture
 from pipeline.config import Paths
 from pipeline.evidence.custody import append_event, record_capture_events
+from pipeline.evidence.ledgerfile import keep_ledger
 from pipeline.evidence.package import Exported, choose_capture, export_evidence
 from pipeline.storage import read_from_store
 
@@ -171,6 +172,7 @@ def record_retrieval(
         "payload_record": got.holder.record_id,
     }
     with session_scope(where.database_url, write_lock=True) as session:
+        keep_ledger(session, where)
         # A capture indexed before custody ledgers existed gets its ledger now.
         record_capture_events(
             session,
@@ -248,6 +250,7 @@ def export_package(
     ``exported`` event names them, and ``requested_by`` too when both are given.
     """
     with session_scope(where.database_url, write_lock=True) as session:
+        keep_ledger(session, where)
         capture = choose_capture(session, target, capture_id, at)
         for held in (capture, payload_capture(session, capture)):
             if _indexed_path(session, held.warc_file) is None:

@@ -29,6 +29,7 @@ from archive.store import StoredFile, StoreError, WarcStorage, open_storage, rea
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, WarcFile
 from pipeline.config import Paths
+from pipeline.evidence.ledgerfile import keep_ledger
 from pipeline.indexer import index_files
 
 
@@ -127,6 +128,7 @@ def move_into_store(where: Paths, storage: WarcStorage, database_url: str) -> Pu
         result.store_seconds += time.monotonic() - started
         started = time.monotonic()
         with session_scope(database_url) as session:
+            keep_ledger(session, where)  # this machine's ledger file (see ledgerfile)
             index_files(session, [path])
             warc = session.scalars(select(WarcFile).where(WarcFile.name == path.name)).one()
             _mark_stored(warc, stored)

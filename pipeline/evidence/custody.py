@@ -36,6 +36,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from pipeline.catalog.models import Capture, CustodyEvent
+from pipeline.evidence.ledgerfile import note_lines
 
 EVENTS = ("captured", "indexed", "exported", "retrieved", "verified")
 FORMAT = "linkarchive-custody-1"
@@ -172,6 +173,29 @@ def _columns(
     }
 
 
+def restored_columns(capture_id: int, seq: int, line: str) -> dict[str, Any]:
+    """The ``custody_events`` row of a ledger line as written (restored from a ledger file);
+    the line must be one ``verify_lines`` accepts."""
+    fields = json.loads(line)
+    at = _parse_at(fields["at"])
+    if at is None:
+        raise CustodyError(f"unparsable time {fields['at']!r}")
+    return {
+        "capture_id": capture_id,
+        "seq": seq,
+        "at": at,
+        "event": fields["event"],
+        "actor": fields["actor"],
+        "tool": fields["tool"],
+        "tool_version": fields["tool_version"],
+        "reason": fields["reason"],
+        "details": fields["details"],
+        "prev_sha256": fields["prev"],
+        "line": line,
+        "line_sha256": line_sha256(line),
+    }
+
+
 def append_event(
     session: Session,
     capture_id: int,
@@ -223,6 +247,7 @@ def append_event(
         )
     )
     session.add(row)
+    note_lines(session, [(capture_id, row.line)])
     return row
 
 
@@ -307,6 +332,7 @@ def record_captures(
             started.add(capture.id)
     if rows:
         session.execute(insert(CustodyEvent.__table__), rows)  # one executemany
+        note_lines(session, [(row["capture_id"], row["line"]) for row in rows])
     return len(rows) // 2
 
 
@@ -326,6 +352,34 @@ def record_capture_events(
     ``current_actor()``, with ``reason`` (e.g. why a ledger is started late).
     """
     record_captures(session, [(capture, warcinfo)], reason=reason)
+
+
+def give_reason(session: Session, capture_ids: list[int], reason: str) -> None:
+    """Give the ``indexed`` line of fresh ledgers (``captured``, ``indexed``, nothing after
+    them: e.g. started by a catalog rebuild) ``reason``; its line is written anew."""
+    for i in range(0, len(capture_ids), 500):
+        rows = session.scalars(
+            select(CustodyEvent).where(
+                CustodyEvent.capture_id.in_(capture_ids[i : i + 500]),
+                CustodyEvent.seq == 2,
+                CustodyEvent.event == "indexed",
+            )
+        )
+        for row in rows:
+            row.reason = reason
+            row.line = event_line(
+                capture_record_id=json.loads(row.line)["capture"],
+                event=row.event,
+                at=row.at,
+                actor=row.actor,
+                tool=row.tool,
+                tool_version=row.tool_version,
+                reason=reason,
+                details=row.details,
+                prev_sha256=row.prev_sha256,
+            )
+            row.line_sha256 = line_sha256(row.line)
+    session.flush()
 
 
 def _parse_at(value: object) -> datetime | None:

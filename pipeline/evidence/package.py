@@ -46,6 +46,7 @@ from pipeline.evidence.custody import (
     tool_version,
     verify_lines,
 )
+from pipeline.evidence.ledgerfile import keep_ledger
 from pipeline.evidence.summary import MANIFEST, TIMESTAMP_TOKEN, render_html, render_markdown
 from pipeline.export import plan_links
 
@@ -428,6 +429,7 @@ def record_verification(where: Paths, package: Path, verdict: Verdict) -> bool:
         return False
     try:
         with session_scope(where.database_url, write_lock=True) as session:
+            keep_ledger(session, where)
             capture = session.scalar(select(Capture).where(Capture.record_id == record_id))
             if capture is None:
                 return False
