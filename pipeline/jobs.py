@@ -7,8 +7,9 @@ another option. Each job leaves three files in the home's ``jobs/`` folder:
 
 - ``ID.json``: who started it, when, what (argv) and the supervisor's pid;
 - ``ID.log``: the command's output (stdout and stderr);
-- ``ID.exit``: its exit status, written by the supervisor (``python -m pipeline.jobs``) when
-  the command ends; ``ID.cancel``: who cancelled it, if anyone did.
+- ``ID.exit``: its exit status, written by the command when its work is done and again by
+  the supervisor (``python -m pipeline.jobs``) when the command's process ends;
+  ``ID.cancel``: who cancelled it, if anyone did.
 
 The files are the state, so a job survives the web server restarting (the supervisor leads
 a session of its own): it is ``running`` while its supervisor lives, ``succeeded`` or
@@ -58,6 +59,9 @@ SCHEDULE_LIST_TIMEOUT = 60.0
 SCHEDULE_CACHE_SECONDS = 30.0
 NO_PREFECT_SERVER = "schedules need a Prefect server (PREFECT_API_URL)"
 
+# Set by the supervisor for its command: where the command writes its exit status when
+# its work is done, before its interpreter winds down.
+EXIT_ENV = "LINKARCHIVE_JOB_EXIT"
 _JOB_ID = re.compile(r"^\d{8}-\d{12}-[0-9a-f]{4}$")  # started (UTC, to the µs), random
 # Five fields of cron characters: digits, names (JAN, MON), * , / -
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/-]{1,40}$")
@@ -527,17 +531,26 @@ def supervise(record: Path) -> int:
     """
     data = json.loads(record.read_text(encoding="utf-8"))
     sys.stdout.flush()
-    child = subprocess.Popen(data["command"], stdin=subprocess.DEVNULL)
+    exit_file = str(record.with_suffix(".exit"))
+    child = subprocess.Popen(
+        data["command"], stdin=subprocess.DEVNULL, env={**os.environ, EXIT_ENV: exit_file}
+    )
 
     def forward(signum: int, _frame: object) -> None:
         child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    code = child.wait()
-    finished = datetime.now(UTC).isoformat(timespec="seconds")
-    _write_json(record.with_suffix(".exit"), {"exit_code": code, "finished_at": finished})
+    record_exit(Path(exit_file), child.wait())  # the last word, should it differ
     return 0
+
+
+def record_exit(path: Path, code: int) -> None:
+    """Write a job's exit status. The command writes it itself as soon as it has done its
+    work (see :data:`EXIT_ENV`): its process may take seconds more to end (Prefect's
+    temporary server stopping), and the job is not running any more."""
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
+    _write_json(path, {"exit_code": code, "finished_at": finished})
 
 
 if __name__ == "__main__":

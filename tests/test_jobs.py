@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from archive.recover import process_alive
 from pipeline import jobs
 from pipeline.catalog import session_scope
 from pipeline.catalog.queries import Selection, select_links
@@ -230,6 +231,29 @@ def test_a_job_outlives_the_process_that_started_it(where: Paths, world: Any) ->
     done = wait_until_done(where, started.stdout.strip())
     assert done.state == "succeeded", done.log_tail
     assert "Imported 22 entries" in done.log_tail
+
+
+def test_a_job_is_done_when_its_command_is_though_its_process_lingers(
+    where: Paths, world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command's interpreter may take seconds to wind down after its last line (Prefect
+    stops its temporary server): the job list must not say running meanwhile."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import atexit, time\natexit.register(time.sleep, 60)\n"
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")])
+    )
+    job = jobs.start_seed_import(where, "ann", world.index_url)
+    try:
+        done = wait_until_done(where, job.id)
+        assert done.state == "succeeded" and done.exit_code == 0, done.log_tail
+        assert "Imported 22 entries" in done.log_tail
+        assert process_alive(job.pid)  # the supervisor still waits for the lingering process
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
 
 
 def test_a_job_killed_without_an_exit_status_is_lost(where: Paths, world: Any) -> None:
