@@ -23,6 +23,7 @@ resolve) has no capture and so is not in the package.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,9 +178,15 @@ def plan_export(
 
 
 def plan_links(
-    session: Session, links: list[Link], warcs: Path, run_id: int | None, title: str
+    session: Session,
+    links: list[Link],
+    warcs: Path,
+    run_id: int | None,
+    title: str,
+    extra: Sequence[Capture] = (),
 ) -> ExportPlan:
-    """The members and pages of a package of these links' captures (in run ``run_id``)."""
+    """The members and pages of a package of these links' captures (in run ``run_id``),
+    plus the ``extra`` captures (resources taken from other runs)."""
     link_ids = {link.id for link in links}
     in_run = [Capture.run_id == run_id] if run_id is not None else []
     shared = select(Media.capture_id).where(Media.link_id.in_(link_ids))
@@ -187,6 +194,7 @@ def plan_links(
         shared = shared.where(Media.run_id == run_id)
     query = select(Capture).where(or_(Capture.link_id.in_(link_ids), Capture.id.in_(shared)))
     captures = {c.record_id: c for c in session.scalars(query.where(*in_run))}
+    captures |= {c.record_id: c for c in extra}
     if not captures:
         where = f" in crawl run {run_id}" if run_id is not None else ""
         raise ExportError(f"no captures of the {len(links)} selected links{where}: crawl first")

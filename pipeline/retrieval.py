@@ -25,11 +25,11 @@ from archive import StoredRecord, TruncatedWarcError, decoded_payload, read_reco
 from archive.store import StoreError
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, WarcFile
-from pipeline.catalog.queries import get_capture, payload_capture
+from pipeline.catalog.queries import get_capture, payload_capture, resolve_capture
 from pipeline.config import Paths
 from pipeline.evidence.custody import append_event, record_capture_events
 from pipeline.evidence.ledgerfile import keep_ledger
-from pipeline.evidence.package import Exported, choose_capture, export_evidence
+from pipeline.evidence.package import Exported, export_evidence
 from pipeline.storage import read_from_store
 
 __all__ = [
@@ -251,7 +251,7 @@ def export_package(
     """
     with session_scope(where.database_url, write_lock=True) as session:
         keep_ledger(session, where)
-        capture = choose_capture(session, target, capture_id, at)
+        capture = resolve_capture(session, target, capture_id, at)
         for held in (capture, payload_capture(session, capture)):
             if _indexed_path(session, held.warc_file) is None:
                 check_warc_name(held.warc_file)  # export looks in the WARC folder then

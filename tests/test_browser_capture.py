@@ -407,14 +407,15 @@ def _captures_of(app: Any, link_id: int) -> list[Capture]:
 def test_evidence_package_holds_the_screenshot_and_names_it(
     pulse: Path, world: Any, tmp_path: Path
 ) -> None:
-    from pipeline.evidence.package import choose_capture, export_evidence, verify_package
+    from pipeline.catalog.queries import resolve_capture
+    from pipeline.evidence.package import export_evidence, verify_package
 
     home = tmp_path / "home"
     shutil.copytree(pulse, home)
     where = paths(home)
     with session_scope(where.database_url) as session:
         link = _link(session, world, social.POST_PATH)
-        capture = choose_capture(session, str(link.id), None, None)
+        capture = resolve_capture(session, str(link.id))
         [shot] = _captures(session, link, role="screenshot")
         exported = export_evidence(session, where, capture, reason="test", requested_by="t",
                                    output=tmp_path / "post.wacz")  # fmt: skip

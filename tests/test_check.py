@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,8 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
         riga = session.get_one(Link, link_id["riga"])
         assert standing_label(riga.status, riga.failures) == "failing (1 of 2)"
         # The check never replaces the full capture: search, get and evidence keep it.
-        full = session.get_one(Capture, riga.last_capture_id)
+        riga_full = riga.last_capture_id
+        full = session.get_one(Capture, riga_full)
         assert full.http_status == 200 and full.run_id != first["run_id"]
         assert status["oslo"] == "changed" and status["rome"] == "blocked"
         change = (
@@ -140,6 +142,38 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
             )
         ).all()
         assert {c.role for c in recaptured} >= {"page", "requisite"}
+        tokyo_check = session.scalars(
+            select(LinkCheck.capture_id).where(LinkCheck.link_id == link_id["tokyo"])
+        ).one()
+        tokyo_assets = set(
+            session.scalars(
+                select(Capture.url).where(
+                    Capture.link_id == link_id["tokyo"],
+                    Capture.role.in_(("requisite", "image")),
+                    Capture.run_id != first["run_id"],
+                )
+            )
+        )
+    assert tokyo_assets  # the page has resources to borrow
+
+    # Evidence of a link is its full capture, with everything archived with the page...
+    from pipeline.cli import main
+
+    package = tmp_path / "riga.wacz"
+    argv = ["--home", str(home), "evidence", "export", str(link_id["riga"]), "--reason", "r"]
+    assert main([*argv, "-o", str(package)]) == 0
+    assert f"capture {riga_full}," in capsys.readouterr().out
+    # ...and a check's page-only capture, named by its id, borrows each resource from its
+    # nearest capture, and the summary says so.
+    package = tmp_path / "tokyo-check.wacz"
+    argv = ["--home", str(home), "evidence", "export", "--capture", str(tokyo_check)]
+    assert main([*argv, "--reason", "r", "-o", str(package)]) == 0
+    with zipfile.ZipFile(package) as packed:
+        summary = packed.read("evidence/summary.md").decode("utf-8")
+    assert "## Resources from other captures" in summary
+    borrowed = summary.split("## Resources from other captures", 1)[1].split("\n## ", 1)[0]
+    assert all(url.replace("_", "\\_") in borrowed or url in borrowed for url in tokyo_assets)
+    capsys.readouterr()
 
     world.override(*PAGES["vilnius"], None)  # the flaky site is back
     second = check_flow(
@@ -153,8 +187,6 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
         assert session.get_one(Link, link_id["vilnius"]).status == "alive"  # recovered
 
     # The command line: a check of one link, and the per-place status with its new columns.
-    from pipeline.cli import main
-
     assert main(["--home", str(home), "check", "--link", str(link_id["tokyo"])]) == 0
     assert main(["--home", str(home), "status", "--format", "json"]) == 0
     out = capsys.readouterr().out

@@ -419,7 +419,7 @@ OUT_OF_RANGE = [
     (("crawl", "--resume", HUGE), RANGE),
     (("export", "wacz", "--run", HUGE, "-o", "out.wacz"), RANGE),
     (("evidence", "export", "--capture", HUGE, "--reason", "r", "-o", "out.wacz"), RANGE),
-    (("evidence", "export", HUGE, "--reason", "r", "-o", "out.wacz"), "no link or capture"),
+    (("evidence", "export", HUGE, "--reason", "r", "-o", "out.wacz"), f"no link with id {HUGE}"),
     (("search", "--since", "2020-02-30"), "'2020-02-30' is not a date (use YYYY-MM-DD)"),
     (("search", "--until", "2020-13-01"), "'2020-13-01' is not a date"),
     (("search", "--published", "2020-00"), "--published '2020-00': no month 00"),

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from archive import iter_records, read_record, verify_record, warc_fields
@@ -34,8 +34,7 @@ from archive.signing import (
 )
 from archive.timestamp import request_token, token_time, verify_token
 from archive.wacz import Page, rfc3339, write_wacz
-from pipeline.catalog.models import Capture, Link, PageMetadataRow
-from pipeline.catalog.queries import QueryError, get_capture
+from pipeline.catalog.models import Capture, Link, Media, PageMetadataRow
 from pipeline.config import Paths
 from pipeline.crawlcontext import BROWSER_FORMAT
 from pipeline.evidence.custody import (
@@ -66,34 +65,35 @@ def key_path(where: Paths) -> Path:
     return where.home / "keys" / "evidence-key.pem"
 
 
-def choose_capture(
-    session: Session, target: str | None, capture_id: int | None, at: datetime | None
-) -> Capture:
-    """The page capture to export: by id, or of a link (by id or URL), closest to ``at``."""
-    if capture_id is not None:
-        return get_capture(session, capture_id)
-    if not target:
-        raise EvidenceError("name a link (id or URL) or a capture (--capture ID)")
-    number = target.isascii() and target.isdigit()  # a link id: at most 19 digits fit
-    link = session.get(Link, int(target)) if number and int(target) < 2**63 else None
-    if link is None and not number:
-        link = session.scalar(select(Link).where(Link.url == target).limit(1))
-    if link is None:
-        found = session.scalar(
-            select(Capture).where(Capture.url == target).order_by(Capture.captured_at.desc())
+ASSET_ROLES = ("requisite", "image", "media")
+
+
+def nearest_resources(session: Session, link: Link, capture: Capture) -> list[Capture]:
+    """What the page was archived with that ``capture``'s crawl did not fetch again: for
+    each requisite, image or media URL of the link archived in any other run, its capture
+    nearest in time to ``capture`` (as pywb resolves a page's resources on replay)."""
+    shared = select(Media.capture_id).where(Media.link_id == link.id)
+    owned = or_(Capture.link_id == link.id, Capture.id.in_(shared))
+    assets = select(Capture).where(owned, Capture.role.in_(ASSET_ROLES))
+    fetched = {
+        url
+        for url in session.scalars(
+            select(Capture.url).where(owned, Capture.run_id == capture.run_id)
         )
-        if found is None:
-            raise QueryError(f"no link or capture for {target!r}")
-        return found
-    pages = list(
-        session.scalars(select(Capture).where(Capture.link_id == link.id, Capture.role == "page"))
-    )
-    if not pages:
-        raise EvidenceError(f"link {link.id} has no capture yet: crawl it first")
-    if at is None:
-        return max(pages, key=lambda c: (c.captured_at, c.id))
-    moment = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
-    return min(pages, key=lambda c: abs((c.captured_at - moment).total_seconds()))
+    }
+    nearest: dict[str, Capture] = {}
+    for other in session.scalars(assets.where(Capture.run_id != capture.run_id)):
+        if other.url in fetched or not (other.http_status or 0) < 400:
+            continue
+        distance = abs((other.captured_at - capture.captured_at).total_seconds())
+        best = nearest.get(other.url)
+        if best is None or distance < abs((best.captured_at - capture.captured_at).total_seconds()):
+            nearest[other.url] = other
+    return list(nearest.values())
+
+
+def _utc(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds") + "Z"
 
 
 @dataclass
@@ -129,7 +129,10 @@ def export_evidence(
     link = session.get(Link, capture.link_id) if capture.link_id else None
     if link is None:
         raise EvidenceError(f"capture {capture.id} belongs to no link of the catalog")
-    plan = plan_links(session, [link], where.warcs, capture.run_id, f"Evidence: {link.url}")
+    borrowed = nearest_resources(session, link, capture)
+    plan = plan_links(
+        session, [link], where.warcs, capture.run_id, f"Evidence: {link.url}", extra=borrowed
+    )
     page_id = capture.record_id.strip("<>").removeprefix("urn:uuid:")
     pages = [p for p in plan.pages if p.id == page_id] or [
         Page(capture.url, capture.captured_at, None, page_id)
@@ -143,6 +146,10 @@ def export_evidence(
     key = load_or_create_key(key_path(where))
     created = datetime.now(UTC).replace(microsecond=0)
     facts = _facts(session, link, capture, plan.members, ledger, actor, output.name)
+    facts["borrowed"] = [
+        {"url": c.url, "record_id": c.record_id, "captured_at": _utc(c.captured_at)}
+        for c in sorted(borrowed, key=lambda c: c.url)
+    ]
     facts["signature"] = {
         "fingerprint": fingerprint(key),
         "algorithm": "ECDSA P-256 over SHA-256 (WACZ signing spec, anonymous mode)",

@@ -22,6 +22,9 @@ shown as "—" (not recorded). Values are plain data: strings, numbers, ``None``
         "http_status": int,
         "content_type": str,
       },
+      "borrowed": [                  # resources this capture's crawl did not fetch again,
+        {"url", "record_id", "captured_at"},  # each from its capture nearest in time
+      ],
       "records": [                   # every WARC record in the package for this link
         {"record_id", "type", "url", "payload_sha256", "block_sha256", "warc_file"},
       ],
@@ -56,6 +59,11 @@ from typing import Any
 from pipeline.evidence.custody import line_sha256, verify_lines
 
 NOT_RECORDED = "—"
+_BORROWED_NOTE = (
+    "This capture's crawl did not fetch these resources of the page again (a check fetches "
+    "the page alone; a crawl may skip what it already holds). Each is taken from its capture "
+    "nearest in time, as a replay of the page would show it."
+)
 MANIFEST = "evidence/manifest-sha256.txt"
 WARC_DATA = "archive/data.warc.gz"
 TIMESTAMP_TOKEN = "evidence/timestamp.tsr"
@@ -176,6 +184,11 @@ def _ledger_check(lines: list[str]) -> str:
     )
 
 
+def _borrowed_rows(facts: Mapping[str, Any]) -> list[list[str]]:
+    items = [b for b in facts.get("borrowed") or [] if isinstance(b, Mapping)]
+    return [[_text(b.get(k)) for k in ("url", "captured_at", "record_id")] for b in items]
+
+
 def _redirect_rows(capture: Mapping[str, Any]) -> list[list[str]]:
     hops = capture.get("redirects") or []
     return [
@@ -263,6 +276,10 @@ def render_markdown(facts: dict) -> str:
     if browser:
         out += ["", "## Browser capture", "", _md(_BROWSER_NOTE), ""]
         out += _md_pairs(_pairs(browser, _BROWSER_FIELDS))
+    borrowed = _borrowed_rows(facts)
+    if borrowed:
+        out += ["", "## Resources from other captures", "", _md(_BORROWED_NOTE), ""]
+        out += _md_table(["URL", "Captured at (UTC)", "WARC-Record-ID"], borrowed)
     out += ["", "## Extracted metadata", ""]
     out += _md_pairs(_pairs(_section(facts, "metadata"), _META_FIELDS))
     out += ["", "## WARC records", ""]
@@ -388,6 +405,11 @@ def render_html(facts: dict) -> str:
     if browser:
         parts += ["<h2>Browser capture</h2>", f"<p>{_h(_BROWSER_NOTE)}</p>",
                   _html_pairs(_pairs(browser, _BROWSER_FIELDS))]  # fmt: skip
+    borrowed = _borrowed_rows(facts)
+    if borrowed:
+        headers = ["URL", "Captured at (UTC)", "WARC-Record-ID"]
+        parts += ["<h2>Resources from other captures</h2>", f"<p>{_h(_BORROWED_NOTE)}</p>",
+                  _html_table(headers, borrowed)]  # fmt: skip
     parts += ["<h2>Extracted metadata</h2>",
               _html_pairs(_pairs(_section(facts, "metadata"), _META_FIELDS)),
               "<h2>WARC records</h2>"]  # fmt: skip
