@@ -63,8 +63,7 @@ def demo(ctx: click.Context) -> None:
         for query in (
             SearchQuery(status="alive", limit=4),
             SearchQuery(kind="photo_gallery", limit=2),
-            SearchQuery(status="redirected", limit=1),
-            SearchQuery(status="dead", limit=1),
+            SearchQuery(status="failing", limit=1),  # a 404: dead once checks confirm it
         ):
             picks += run_search(session, query, facets=False).rows
     say("\nA few of the archived links:")
