@@ -74,7 +74,9 @@ def _count(number: int, plural: str, adjective: str = "") -> str:
 def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
     """List the catalog's countries, cities and links."""
     from pipeline.catalog.queries import Selection, select_links
+    from pipeline.linkcheck.standing import death_rule, standing_label
 
+    rule = death_rule()
     with session_scope(_home(ctx).database_url) as session:
         rows = [
             {
@@ -85,7 +87,7 @@ def seeds_list(ctx: click.Context, country: str | None, fmt: str) -> None:
                 "kind": link.kind,
                 "label": link.label,
                 "url": link.url,
-                "status": link.status,
+                "status": standing_label(link.status, link.failures, rule),
             }
             for link in select_links(session, Selection(country=country))
         ]
