@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 from sqlalchemy import select
 
 from pipeline.catalog import session_scope
@@ -205,3 +206,48 @@ def test_checks_classify_archive_recapture_and_confirm_deaths(
         site, path = PAGES[name]
         row_html = page[page.index(world.url(site, path)) :].split("</tr>", 1)[0]
         assert "evidence export --capture" in row_html
+
+
+def test_one_answer_one_status_whichever_command_saw_it(
+    world: ReplicaWorld,
+    prefect_server: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page moved within its site stays alive through crawl, check and crawl; a host
+    that refuses connections is failing, counted, in every listing."""
+    from flows.crawl import check_flow, crawl_flow
+    from pipeline.cli import main
+
+    closed = free_port()  # nothing listens: connection refused
+    moved = world.url("news", "/ca/ottawa-rally")  # 301 to another path of the same site
+    source = tmp_path / "seeds.csv"
+    source.write_text(
+        "country,city,kind,label,url\n"
+        f"Canada,Ottawa,report,moved,{moved}\n"
+        f"Canada,Ottawa,report,refused,http://127.0.0.1:{closed}/report\n",
+        encoding="utf-8",
+    )
+    home = tmp_path / "home"
+
+    def standings() -> dict[str, tuple[str, int]]:
+        with session_scope(paths(home).database_url) as session:
+            return {k.label: (k.status, k.failures) for k in session.scalars(select(Link))}
+
+    def listed() -> dict[str, str]:
+        assert main(["--home", str(home), "seeds", "list", "--format", "json"]) == 0
+        return {row["label"]: row["status"] for row in json.loads(capsys.readouterr().out)}
+
+    monkeypatch.setenv("LINKARCHIVE_DEAD_AFTER_DAYS", "0")
+    seen = []
+    assert crawl_flow(source=str(source), home=str(home))["status"] == "finished"
+    seen.append(standings())
+    check_flow(home=str(home))
+    seen.append(standings())
+    assert listed() == {"moved": "alive", "refused": "failing (2 of 3)"}
+    assert crawl_flow(home=str(home))["status"] == "finished"
+    seen.append(standings())
+    assert [s["moved"] for s in seen] == [("alive", 0)] * 3
+    assert [s["refused"] for s in seen] == [("failing", 1), ("failing", 2), ("dead", 3)]
+    assert listed() == {"moved": "alive", "refused": "dead"}

@@ -355,6 +355,17 @@ def test_captcha_page_is_blocked() -> None:
         ("ReadTimeout: timed out", "error"),
         ("SSL routines: certificate verify failed", "error"),
         ("ResponseNeverReceived: ConnectionLost", "error"),
+        # Our own policies refuse too: the link is not at fault.
+        (
+            "refused 10.0.0.1: private address, not fetched (allow it with "
+            "LINKARCHIVE_ALLOW_ADDRESSES)",
+            "error",
+        ),
+        (
+            "TLS certificate not trusted: self-signed certificate (to archive it anyway, add "
+            "the host to LINKARCHIVE_UNTRUSTED_TLS)",
+            "error",
+        ),
     ],
 )
 def test_transport_errors(error: str, expected: str) -> None:

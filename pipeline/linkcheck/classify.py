@@ -663,7 +663,9 @@ def _meaningful_redirect(
 # --------------------------------------------------------------------------- classification
 
 _DEAD_ERRORS = re.compile(
-    r"dnslookuperror|host name not found|connectionrefused|refused|name or service not known|"
+    # Not a bare "refused": the address policy and the TLS policy refuse too, by our choice.
+    r"dnslookuperror|host name not found|connectionrefused|connection refused|"
+    r"name or service not known|"
     r"nodename nor servname|"
     r"no address associated|getaddrinfo failed|nxdomain|temporary failure in name resolution",
     re.I,
