@@ -23,7 +23,6 @@ from pipeline.catalog.models import (
     Capture,
     Country,
     CrawlOutcome,
-    CrawlRun,
     LinkCheck,
     Media,
     PageMetadataRow,
@@ -356,11 +355,13 @@ def _distinct_metadata(rows: Sequence[PageMetadataRow]) -> list[dict[str, Any]]:
 
 
 def _check_runs(session: Session, run_ids: set[int]) -> set[int]:
-    """Which of ``run_ids`` were checks (a check's fetch is a crawl run in check mode)."""
+    """Which of ``run_ids`` were checks (a check's fetch is a crawl run whose judgements
+    are ``link_checks``; a rebuilt run no longer knows its mode)."""
     if not run_ids:
         return set()
-    runs = session.scalars(select(CrawlRun).where(CrawlRun.id.in_(run_ids)))
-    return {run.id for run in runs if (run.selection or {}).get("mode") == "check"}
+    return set(
+        session.scalars(select(LinkCheck.run_id).where(LinkCheck.run_id.in_(run_ids)).distinct())
+    )
 
 
 def link_details(session: Session, link_id: int) -> dict[str, Any]:
