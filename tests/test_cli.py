@@ -71,7 +71,11 @@ def test_a_link_id_or_url_names_its_last_full_capture(
     by_capture = run(capsys, *home, "cite", "--capture", str(row["capture_id"]))
     assert by_capture[0] == 0 and "Archived copy: " in by_capture[1]
     # The same citation whether the link is named by its id, its URL, or a time near it.
-    for target in ([str(row["link_id"])], [row["url"]], [str(row["link_id"]), "--at", "2000-01-01"]):
+    for target in (
+        [str(row["link_id"])],
+        [row["url"]],
+        [str(row["link_id"]), "--at", "2000-01-01"],
+    ):
         assert run(capsys, *home, "cite", *target) == by_capture, target
     outputs = []
     for n, target in enumerate(([row["url"]], ["--capture", str(row["capture_id"])])):
@@ -81,6 +85,8 @@ def test_a_link_id_or_url_names_its_last_full_capture(
     assert outputs[0] == outputs[1] and b"<html" in outputs[0].lower()
     code, _, err = run(capsys, *home, "cite", str(row["link_id"]), "--capture", "1")
     assert code == 1 and "not both" in err
+    # Cited at this machine's address unless told the public one: said, not silently.
+    assert "set LINKARCHIVE_PUBLIC_URL" in by_capture[2]
 
 
 def test_search_text_is_unicode_case_insensitive(
@@ -158,7 +164,14 @@ def test_get_writes_decoded_payload(
     rows = search_json(capsys, crawled["home"], "--city", "Copenhagen", "--kind", "report")
     target = tmp_path / "page.html"
     code, _, err = run(
-        capsys, "--home", str(crawled["home"]), "get", "--capture", str(rows[0]["capture_id"]), "-o", str(target)
+        capsys,
+        "--home",
+        str(crawled["home"]),
+        "get",
+        "--capture",
+        str(rows[0]["capture_id"]),
+        "-o",
+        str(target),
     )
     assert code == 0, err
     sent = world.sent(spec.site, spec.path)[-1]
@@ -307,7 +320,8 @@ def test_get_to_missing_directory_fails_cleanly(
     rows = search_json(capsys, crawled["home"], "--city", "Riga")
     code, _, err = run(
         capsys,
-        "--home", str(crawled["home"]), "get", "--capture", str(rows[0]["capture_id"]), "-o", "/no/such/dir/x",
+        "--home", str(crawled["home"]), "get", "--capture", str(rows[0]["capture_id"]),
+        "-o", "/no/such/dir/x",
     )  # fmt: skip
     assert code != 0
     assert err.startswith("linkarchive: error: ") and len(err.strip().splitlines()) == 1
@@ -394,7 +408,10 @@ def test_a_damaged_warc_file_gives_one_clear_line(
     for i in range(offset + 20, offset + 400, 7):
         data[i] ^= 0x5A
     damaged.write_bytes(bytes(data))
-    assert main(["--home", str(home), "get", "--capture", str(capture_id), "-o", str(tmp_path / "g")]) == 1
+    assert (
+        main(["--home", str(home), "get", "--capture", str(capture_id), "-o", str(tmp_path / "g")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"at offset {offset} cannot be read" in err
     assert "warcio check" in err and "\\x" not in err

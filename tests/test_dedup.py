@@ -56,7 +56,8 @@ def test_second_crawl_stores_revisits_that_resolve_to_the_original(
     outputs = []
     for capture_id in (page.id, original_page.id):
         target = tmp_path / f"{capture_id}.html"
-        assert main(["--home", str(home), "get", "--capture", str(capture_id), "-o", str(target)]) == 0
+        argv = ["--home", str(home), "get", "--capture", str(capture_id), "-o", str(target)]
+        assert main(argv) == 0
         outputs.append(target.read_bytes())
     assert outputs[0] == outputs[1] and b"<html" in outputs[0].lower()
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import click
 from rich import box
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from pipeline.catalog import session_scope
+from pipeline.citation import DEFAULT_PUBLIC_URL
 from pipeline.citation import STYLES as CITATION_STYLES
 from pipeline.cli.base import (
     ID,
@@ -174,6 +176,12 @@ def cite(
         capture = resolve_capture(session, target, capture_id, at)
         facts = citation_facts(session, capture.id)
     click.echo(make_citation(facts, style))
+    if not os.environ.get("LINKARCHIVE_PUBLIC_URL"):
+        Console(stderr=True).print(
+            f"linkarchive: note: the archived copy is cited at {DEFAULT_PUBLIC_URL}, this "
+            "machine's web app; set LINKARCHIVE_PUBLIC_URL to its public address",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 @cli.command()
