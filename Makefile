@@ -6,8 +6,15 @@ STAMP  := $(VENV)/.installed-stamp
 # pywb (replay) pins libraries of its own: it gets an environment of its own.
 REPLAY := .venv-replay
 WAYBACK := $(REPLAY)/bin/wayback
+# Other tools' files for tests/test_warc_import.py: pywb's sample archive, from the sdist
+# of the pywb that .venv-replay gets today, and warcprox, in an environment of its own.
+PYWB_VERSION := 2.10.0
+INPUTS := .cache/test-inputs
+PYWB_SAMPLE := $(INPUTS)/pywb-$(PYWB_VERSION).extracted
+WARCPROX_VENV := .venv-warcprox
+WARCPROX := $(WARCPROX_VENV)/bin/warcprox
 
-.PHONY: setup demo test lint format bench replay clean
+.PHONY: setup demo test test-inputs lint format bench replay clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +27,27 @@ $(WAYBACK):
 	$(REPLAY)/bin/python -m pip install --quiet --upgrade pip
 	$(REPLAY)/bin/python -m pip install --quiet "pywb>=2.8,<3"
 
+$(PYWB_SAMPLE): | $(STAMP)
+	rm -rf $(INPUTS)/pywb-sdist $(INPUTS)/pywb-$(PYWB_VERSION)
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary pywb -d $(INPUTS)/pywb-sdist \
+		"pywb==$(PYWB_VERSION)"
+	tar -xzf $(INPUTS)/pywb-sdist/pywb-$(PYWB_VERSION).tar.gz -C $(INPUTS) \
+		pywb-$(PYWB_VERSION)/sample_archive/warcs
+	touch $@
+
+$(WARCPROX):
+	$(PYTHON) -m venv $(WARCPROX_VENV)
+	$(WARCPROX_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(WARCPROX_VENV)/bin/python -m pip install --quiet "warcprox==2.13.1"
+
 setup: $(STAMP)
+
+test-inputs: $(PYWB_SAMPLE) $(WARCPROX)
 
 demo: setup
 	$(BIN)/linkarchive demo
 
-test: setup $(WAYBACK)
+test: setup $(WAYBACK) test-inputs
 	LINKARCHIVE_WAYBACK=$(abspath $(WAYBACK)) $(BIN)/python -m pytest
 
 # Known vulnerabilities in the installed packages (pip-audit; tools/audit.py says how many
@@ -50,4 +72,4 @@ replay: setup $(WAYBACK)
 	LINKARCHIVE_WAYBACK=$(abspath $(WAYBACK)) $(BIN)/linkarchive replay
 
 clean:
-	rm -rf $(VENV) $(REPLAY) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(REPLAY) $(WARCPROX_VENV) $(INPUTS) build *.egg-info .pytest_cache .ruff_cache

@@ -237,8 +237,8 @@ def read_record(path: str | Path, offset: int) -> StoredRecord:
 def read_member(fh: BinaryIO, where: Path | str, offset: int) -> StoredRecord:
     """The record whose gzip member starts at ``fh``'s position: a file positioned at
     ``offset``, or the bytes of one member read by range from a store. ``where`` and
-    ``offset`` name it in errors."""
-    it = _QuietIterator(fh, no_record_parse=True)
+    ``offset`` name it in errors. A record of an imported ARC file is read as WARC."""
+    it = _QuietIterator(fh, no_record_parse=True, arc2warc=True)
     try:
         rec = next(it)
         block = rec.raw_stream.read()

@@ -16,6 +16,7 @@ from pipeline.catalog.models import CrawlRun, Link, WarcFile
 from pipeline.catalog.runs import finish_run
 from pipeline.config import Paths
 from pipeline.evidence.restore import restore_ledgers
+from pipeline.foreign import restore_imports
 from pipeline.indexer import IndexResult, index_files
 from pipeline.storage import record_stored
 
@@ -47,6 +48,7 @@ def rebuild_catalog(
     ):
         raise RebuildError("is not empty; rebuild into an empty database")
     report = RebuildReport(indexed=index_files(session, files))
+    report.lost += restore_imports(session, where, report.indexed)  # other tools' files
     if storage is not None and fetched:
         record_stored(session, storage, [p.name for p in fetched])
     for run in session.scalars(select(CrawlRun)):

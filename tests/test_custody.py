@@ -28,7 +28,7 @@ from pipeline.evidence.custody import (
     record_capture_events,
     verify_lines,
 )
-from pipeline.indexer import import_files
+from pipeline.foreign import import_files
 
 T0 = datetime(2020, 10, 10, 10, 0, 0)
 
@@ -138,7 +138,17 @@ def test_a_failed_get_appends_nothing(
     with session_scope(_db(crawled)) as session:
         capture_id = session.scalar(select(Capture.id).order_by(Capture.id).limit(1))
         before = ledger_lines(session, capture_id)
-    code = main(["--home", str(crawled["home"]), "get", "--capture", str(capture_id), "-o", "/no/such/dir/x"])
+    code = main(
+        [
+            "--home",
+            str(crawled["home"]),
+            "get",
+            "--capture",
+            str(capture_id),
+            "-o",
+            "/no/such/dir/x",
+        ]
+    )
     _, err = capsys.readouterr()
     assert code != 0 and len(err.strip().splitlines()) == 1
     with session_scope(_db(crawled)) as session:
