@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from warcio.exceptions import ArchiveLoadFailed
 
 from archive import (
     ContentDecodingError,
@@ -106,63 +105,17 @@ def index_files(
     return result
 
 
-def import_files(session: Session, paths: Iterable[Path]) -> IndexResult:
-    """Index WARC files written by any tool, where they are: never copied nor altered.
-
-    Files are named in the catalog by their absolute path. Metadata is extracted from
-    their HTML responses, and captures of URLs the catalog lists are tied to those links.
-    A damaged file keeps the complete records before the damage; an unreadable one is
-    skipped; both are reported in ``problems``.
-    """
-    result = IndexResult()
-    known = set(session.scalars(select(WarcFile.name)))
-    for path in sorted(Path(p).resolve() for p in paths):
-        if str(path) in known:
-            result.skipped += 1
-            continue
-        attempt = IndexResult()
-        try:
-            with session.begin_nested():
-                _index_file(session, path, attempt, name=str(path), extract=True)
-        except TruncatedWarcError as exc:
-            if exc.offset == 0:
-                result.problems.append(f"{path}: not a readable WARC file ({exc.reason}); skipped")
-                continue
-            attempt = IndexResult()
-            with session.begin_nested():
-                _index_file(session, path, attempt, name=str(path), extract=True, strict=False)
-            result.problems.append(
-                f"{path}: damaged at offset {exc.offset} ({exc.reason}); "
-                f"{attempt.captures} captures before it imported, the rest skipped"
-            )
-        except (ArchiveLoadFailed, OSError, ValueError) as exc:
-            result.problems.append(f"{path}: not a readable WARC file ({exc}); skipped")
-            continue
-        for name in ("captures", "outcomes", "bytes", "revisits", "bytes_deduplicated",
-                     "duplicates"):  # fmt: skip
-            setattr(result, name, getattr(result, name) + getattr(attempt, name))
-        result.files += 1
-        known.add(str(path))
-    return result
-
-
 def _index_file(
     session: Session,
     path: Path,
     result: IndexResult,
-    *,
-    name: str | None = None,
-    extract: bool = False,
-    strict: bool = True,
 ) -> None:
     run_id: int | None = None
     contexts: list[tuple[str, datetime, dict]] = []
     new_captures: list[tuple[Capture, dict[str, str]]] = []  # each with its warcinfo fields
     fields: dict[str, str] = {}
     records = 0
-    for location, record in iter_records(path, strict=strict):
-        if name is not None:
-            location = replace(location, filename=name)
+    for location, record in iter_records(path):
         records += 1
         if record.rec_type == "warcinfo":
             fields = warc_fields(record.payload)
@@ -175,16 +128,9 @@ def _index_file(
         elif record.rec_type in ("response", "revisit") or (
             record.rec_type == "resource" and (record.target_uri or "").startswith(RENDERED_URNS)
         ):
-            if extract and session.scalar(
-                select(Capture.id).where(Capture.record_id == location.record_id)
-            ):
-                result.duplicates += 1  # a copy of a record already indexed from another file
-                continue
             capture = _capture(session, record, location, run_id, result)
             session.add(capture)
             new_captures.append((capture, fields))
-            if extract:
-                _describe_foreign(session, capture, record)
         elif record.rec_type == "metadata" and "json" in (record.content_type or ""):
             try:
                 context = json.loads(record.payload)
@@ -223,7 +169,7 @@ def _index_file(
     refresh_documents(session, touched)
     session.add(
         WarcFile(
-            name=name or path.name,
+            name=path.name,
             path=str(path.resolve()),
             size=path.stat().st_size,
             records=records,
@@ -285,19 +231,6 @@ def _capture(
         warc_offset=location.offset,
         warc_length=location.length,
     )
-
-
-def _describe_foreign(session: Session, capture: Capture, record: StoredRecord) -> None:
-    """For another tool's capture: tie it to a catalog link of its URL, extract metadata."""
-    link = session.scalar(select(Link).where(Link.url == capture.url).limit(1))
-    if link is not None:
-        capture.link_id, capture.role = link.id, "page"
-    if capture.http_status != 200:
-        return
-    meta = _extracted(capture, record)
-    if meta is not None:
-        session.flush()
-        session.add(_metadata_row(capture.id, meta))
 
 
 def _extracted(capture: Capture, record: StoredRecord) -> dict | None:

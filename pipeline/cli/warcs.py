@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -12,9 +12,9 @@ from rich.console import Console
 from pipeline.catalog import session_scope
 from pipeline.cli.base import (
     ID,
-    WARC_SUFFIXES,
     UserError,
     _home,
+    capture_target,
     cli,
     console,
     say,
@@ -92,6 +92,7 @@ def warc() -> None:
 def warc_recover(ctx: click.Context) -> None:
     """Close WARC files left open by killed crawls (torn tails kept aside) and index them."""
     from archive import recover_open_file, stale_open_files
+    from pipeline.evidence.ledgerfile import keep_ledger
     from pipeline.indexer import index_files
 
     where = _home(ctx)
@@ -99,6 +100,7 @@ def warc_recover(ctx: click.Context) -> None:
     for path in stale:
         say(recover_open_file(path).describe())
     with session_scope(where.database_url) as session:
+        keep_ledger(session, where)
         result = index_files(session, where.warcs.glob("*.warc.gz"), where.indexes)
     say(f"{len(stale)} files recovered; {result.files} files indexed ({result.captures} captures).")
 
@@ -136,33 +138,52 @@ def warc_push(ctx: click.Context, store: str | None) -> None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
 @click.pass_context
 def warc_import(ctx: click.Context, sources: tuple[str, ...]) -> None:
-    """Index WARC files written by other tools (wget, Heritrix, Browsertrix, pywb...) where
-    they are, without copying or altering them."""
-    from pipeline.indexer import import_files
+    """Index WARC and ARC files written by other tools (wget, warcprox, Heritrix, pywb...)
+    where they are, without copying or altering them. A bad record is skipped with a
+    warning naming its offset; the exit status is 1 only if a file could not be read."""
+    from pipeline.evidence.ledgerfile import keep_ledger
+    from pipeline.foreign import IMPORT_SUFFIXES, IMPORTED_SOURCE, import_files, ledger_path
 
     files: list[Path] = []
     for source in map(Path, sources):
         if source.is_dir():
-            files += [p for p in sorted(source.rglob("*")) if p.name.endswith(WARC_SUFFIXES)]
+            files += [p for p in sorted(source.rglob("*")) if p.name.endswith(IMPORT_SUFFIXES)]
         else:
             files.append(source)
     if not files:
-        raise UserError(f"no WARC files (*.warc, *.warc.gz) in {', '.join(sources)}")
-    with session_scope(_home(ctx).database_url) as session:
-        result = import_files(session, files)
-    for problem in result.problems:
-        Console(stderr=True).print(f"linkarchive: skipped: {problem}", markup=False, soft_wrap=True)
-    say(
-        f"Imported {result.files} WARC files ({result.skipped} already in the catalog): "
-        f"{result.captures} captures, {result.bytes / 1e6:.1f} MB"
-        + (
-            f"; {result.duplicates} records already indexed from other files."
-            if result.duplicates
-            else "."
+        raise UserError(
+            f"no WARC or ARC files (*.warc, *.warc.gz, *.arc, *.arc.gz) in {', '.join(sources)}"
         )
+    where = _home(ctx)
+    with session_scope(where.database_url) as session:
+        keep_ledger(session, where)
+        result = import_files(session, files, ledger=ledger_path(where))
+    err = Console(stderr=True)
+    for line in _capped(result.warnings):
+        err.print(f"linkarchive: warning: {line}", markup=False, soft_wrap=True)
+    for problem in result.problems:
+        err.print(f"linkarchive: skipped: {problem}", markup=False, soft_wrap=True)
+    say(
+        f"Imported {result.files} files ({result.skipped} already in the catalog): "
+        f"{result.captures} captures, {result.bytes / 1e6:.1f} MB; "
+        f"{result.links_added} new links of the '{IMPORTED_SOURCE}' source"
+        + (f"; {result.duplicates} records indexed already." if result.duplicates else ".")
     )
     if result.problems:
         raise click.exceptions.Exit(1)
+
+
+def _capped(warnings: list[str], per_file: int = 20) -> list[str]:
+    """At most ``per_file`` warnings of each file, then how many more it had."""
+    shown: list[str] = []
+    counts: dict[str, int] = {}
+    for line in warnings:
+        name = line.split(": offset ", 1)[0]
+        counts[name] = counts.get(name, 0) + 1
+        if counts[name] <= per_file:
+            shown.append(line)
+    shown += [f"{name}: {n - per_file} more warnings" for name, n in counts.items() if n > per_file]
+    return shown
 
 
 @cli.group()
@@ -275,23 +296,8 @@ def evidence() -> None:
     """Evidence packages for legal teams: export, verify, the archive's key."""
 
 
-def _parse_moment(_ctx: click.Context, param: click.Parameter, value: str | None):  # noqa: ANN202
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date or time (use e.g. 2020-10-10 or 2020-10-10T18:00Z)",
-            param=param,
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @evidence.command("export")
-@click.argument("target", required=False)
-@click.option("--capture", "capture_id", type=ID, help="Export this capture.")
-@click.option("--at", callback=_parse_moment, help="The capture closest to this time (UTC).")
+@capture_target
 @click.option("--reason", required=True, help="Why this evidence is exported (recorded).")
 @click.option("--requested-by", help="Who asked for it (recorded; default: you).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
@@ -307,7 +313,8 @@ def evidence_export(
     output: str,
     force: bool,
 ) -> None:
-    """Export one capture (LINK_ID, URL or --capture ID) as a signed evidence package."""
+    """Export a link's last full capture (LINK_ID or URL, --at a time) or --capture ID as a
+    signed evidence package, with every resource archived with the page."""
     from pipeline.retrieval import export_package, tsa_url
 
     path = _wacz_output(output, force)
