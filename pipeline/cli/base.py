@@ -28,7 +28,6 @@ MAX_ID = 2**63 - 1
 ID = click.IntRange(1, MAX_ID)
 
 DEMO_MARKER = ".linkarchive-demo"
-WARC_SUFFIXES = (".warc", ".warc.gz")
 LONG_FIELDS = ("title", "url", "label", "final_url", "description", "author")
 # A terminal's width is respected; piped output is not squeezed into 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
