@@ -67,7 +67,14 @@ def catalog_rebuild(ctx: click.Context, target: str | None, store: str | None) -
     with session_scope(target) as session:
         try:
             with console.status(f"Indexing {len(files)} WARC files"):
-                report = rebuild_catalog(session, where, files, storage=storage, fetched=fetched)
+                report = rebuild_catalog(
+                    session,
+                    where,
+                    files,
+                    storage=storage,
+                    fetched=fetched,
+                    compare_with=where.database_url,
+                )
         except RebuildError as exc:
             raise UserError(f"{target} {exc}") from None
     result = report.indexed
