@@ -142,6 +142,8 @@ class PageMetadata:
     description: str | None = None
     author: str | None = None
     published: datetime.date | None = None
+    #: Where ``published`` came from: ``json-ld datePublished``, ``url``, ``text: 10 мая 2021``...
+    published_source: str | None = None
     language: str | None = None
     site_name: str | None = None
     canonical_url: str | None = None
@@ -156,6 +158,7 @@ class PageMetadata:
             "description": self.description,
             "author": self.author,
             "published": self.published.isoformat() if self.published else None,
+            "published_source": self.published_source if self.published else None,
             "language": self.language,
             "site_name": self.site_name,
             "canonical_url": self.canonical_url,
@@ -179,6 +182,7 @@ class PageMetadata:
             description=d.get("description"),
             author=d.get("author"),
             published=published,
+            published_source=d.get("published_source") if published else None,
             language=d.get("language"),
             site_name=d.get("site_name"),
             canonical_url=d.get("canonical_url"),
@@ -467,6 +471,16 @@ class _JsonLd:
                 return name
         return None
 
+    @_guarded(bool)
+    def author_is_organisation(self) -> bool:
+        """Whether every author of the main node is an Organization (not a person)."""
+        value = self.resolve(self.get("author", "creator"))
+        values = value if isinstance(value, list) else [value]
+        nodes = [self.resolve(v) for v in values]
+        return bool(nodes) and all(
+            isinstance(n, dict) and "Organization" in _types(n) for n in nodes
+        )
+
     @_guarded(None)
     def publisher(self) -> str | None:
         return _first(*self.names(self.get("publisher")))
@@ -576,15 +590,22 @@ def _main_text(tree: lxml.html.HtmlElement, url: str | None, elements: int) -> s
 
 
 def _trafilatura_metadata(
-    tree: lxml.html.HtmlElement, url: str | None
+    tree: lxml.html.HtmlElement, url: str | None, extensive: bool
 ) -> trafilatura.settings.Document:
-    """trafilatura's metadata (title, author, site name...), its date by htmldate, not extensive."""
-    return trafilatura.extract_metadata(tree, default_url=url, date_config=_date_params(False))
+    """trafilatura's metadata (title, author, site name...), its date by htmldate's original
+    date search (markup, JSON, URL, and with ``extensive`` the text)."""
+    return trafilatura.extract_metadata(tree, default_url=url, date_config=_date_params(extensive))
 
 
-def _htmldate(tree: lxml.html.HtmlElement, url: str | None) -> datetime.date | None:
-    """htmldate without extensive search: markup, JSON, URL."""
-    return _parse_date(htmldate.find_date(tree, url=url, **_date_params(False)))
+def _htmldate_latest(tree: lxml.html.HtmlElement, url: str | None) -> datetime.date | None:
+    """htmldate with its default settings (the latest date it finds, extensive search),
+    minus its copyright-year guess."""
+    found = _parse_date(
+        htmldate.find_date(
+            tree, url=url, outputformat="%Y-%m-%d", max_date=datetime.date.today().isoformat()
+        )
+    )
+    return None if found and _copyright_year(tree, found) else found
 
 
 def _analysis_tree(
@@ -602,22 +623,306 @@ def _analysis_tree(
     return _parse_html(text[:cut])
 
 
-def _htmldate_extensive(tree: lxml.html.HtmlElement, url: str | None) -> datetime.date | None:
-    """htmldate's extensive (text pattern) search, minus its copyright-year guess.
+def _copyright_year(tree: lxml.html.HtmlElement, found: datetime.date) -> bool:
+    """Whether ``found`` is htmldate's last resort, January 1st of a "(c) YYYY" footer year:
+    the site's copyright, not the page's publication date."""
+    if (found.month, found.day) != (1, 1):
+        return False
+    pattern = _COPYRIGHT_RE.pattern.format(year=found.year)
+    return re.search(pattern, tree.text_content(), re.I) is not None
 
-    As a last resort htmldate returns January 1st of a "(c) YYYY" footer year; that is the
-    site's copyright, not the page's publication date, so it is discarded.
+
+# --------------------------------------------------------------------------- dates
+
+_META_MODIFIED = (
+    "article:modified_time",
+    "og:updated_time",
+    "datemodified",
+    "last-modified",
+    "http-equiv:last-modified",
+    "dc.date.modified",
+    "dcterms.modified",
+)
+#: Dates content systems print when they have none: never a page's publication date.
+_PLACEHOLDER_DATES = {
+    datetime.date(1970, 1, 1),
+    datetime.date(1900, 1, 1),
+    datetime.date(2000, 1, 1),
+    datetime.date(1999, 12, 31),
+    datetime.date(2001, 1, 1),
+}
+_MIN_WEB_DATE = datetime.date(1991, 8, 6)  # the first web page
+_URL_DATE_RE = re.compile(
+    r"/((?:19|20)\d{2})[/_-]((?:0?[1-9])|(?:1[0-2]))[/_-]((?:0?[1-9])|(?:[12]\d)|(?:3[01]))(?:/|[_-]|$)"
+)
+#: Month names (lower-case stems, at least three letters) of the rally pages' languages.
+_MONTH_STEMS: dict[str, tuple[str, ...]] = {
+    "en": ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+    "de": ("jän", "feb", "mär", "apr", "mai", "jun", "jul", "aug", "sep", "okt", "nov", "dez"),
+    "fr": ("janv", "févr", "mars", "avr", "mai", "juin", "juil", "août", "sept", "oct", "nov",
+           "déc"),
+    "ru": ("янв", "фев", "мар", "апр", "мая", "июн", "июл", "авг", "сен", "окт", "ноя", "дек"),
+    "uk": ("січ", "лют", "бер", "кві", "тра", "чер", "лип", "сер", "вер", "жов", "лис", "гру"),
+    "be": ("сту", "лют", "сак", "кра", "тра", "чэр", "ліп", "жні", "вер", "кас", "ліс", "сне"),
+    "pl": ("sty", "lut", "mar", "kwi", "maj", "cze", "lip", "sie", "wrz", "paź", "lis", "gru"),
+    "lt": ("sau", "vas", "kov", "bal", "geg", "bir", "lie", "rugp", "rugs", "spa", "lap", "gruo"),
+    "lv": ("janv", "febr", "mart", "apr", "maij", "jūn", "jūl", "aug", "sept", "okt", "nov",
+           "dec"),
+    "et": ("jaan", "veeb", "märt", "apr", "mai", "juun", "juul", "aug", "sept", "okt", "nov",
+           "dets"),
+}  # fmt: skip
+_MONTHS: list[tuple[str, int]] = sorted(
+    {(stem, month) for stems in _MONTH_STEMS.values() for month, stem in enumerate(stems, 1)},
+    key=lambda item: -len(item[0]),
+)
+_EXTRA_MONTH_WORDS = {"май": 5, "мае": 5}
+_WORD = r"([^\W\d_]{3,}\.?)"
+_VISIBLE_DATE_RES = (
+    # 10 October 2020, 10. Oktober 2020, 10 октября 2020 г., 10 października 2020
+    ("dmy", re.compile(rf"\b(\d{{1,2}})\.?\s+{_WORD}\s+((?:19|20)\d{{2}})\b")),
+    # October 10, 2020
+    ("mdy", re.compile(rf"{_WORD}\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+((?:19|20)\d{{2}})\b")),
+    # 2020 m. spalio 10 d. (lt), 2020. gada 10. oktobris (lv)
+    ("ymd", re.compile(rf"\b((?:19|20)\d{{2}})\.?\s+m\.\s+{_WORD}\s+(\d{{1,2}})\s*d\b")),
+    ("ydm", re.compile(rf"\b((?:19|20)\d{{2}})\.\s+gada\s+(\d{{1,2}})\.\s+{_WORD}")),
+    # 10.10.2020, 2020-10-10
+    ("num", re.compile(r"\b(\d{1,2})\.(\d{1,2})\.((?:19|20)\d{2})\b")),
+    ("iso", re.compile(r"\b((?:19|20)\d{2})-(\d{2})-(\d{2})\b")),
+)
+#: Words before a date that make it an update, not the publication (the ten languages).
+_UPDATED_RE = re.compile(
+    r"(updated|modified|edited|aktualisiert|geändert|mis à jour|modifié|обновлен|изменен|"
+    r"оновлен|змінен|абноўлен|zaktualizowan|zmodyfikowan|atnaujint|atjaunināt|uuendatud|"
+    r"muudetud)\W{0,3}\S{0,12}\W{0,3}$",
+    re.I,
+)
+_SKIP_CONTAINERS_RE = re.compile(r"comment|footer|related|sidebar|widget|teaser|recommend", re.I)
+_VISIBLE_TEXT_CHARS = 1500  # where a byline date is; further down, dates are events
+
+
+def _month(word: str) -> int | None:
+    word = word.rstrip(".").lower()
+    if word in _EXTRA_MONTH_WORDS:
+        return _EXTRA_MONTH_WORDS[word]
+    return next((month for stem, month in _MONTHS if word.startswith(stem)), None)
+
+
+def _plausible(found: datetime.date | None) -> bool:
+    """Not in the future, not before the web, not a placeholder."""
+    if found is None:
+        return False
+    tomorrow = datetime.date.today() + datetime.timedelta(days=1)  # time zones ahead of ours
+    return _MIN_WEB_DATE <= found <= tomorrow and found not in _PLACEHOLDER_DATES
+
+
+def _url_date(url: str | None) -> datetime.date | None:
+    """A full date in a URL's path: ``/2020/10/10/``, ``/2020-10-10-slug``."""
+    match = _URL_DATE_RE.search(urldefrag(url or "")[0].split("?", 1)[0])
+    if not match:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.date(*map(int, match.groups()))
+    return None
+
+
+def _visible_text(tree: lxml.html.HtmlElement, limit: int = _VISIBLE_TEXT_CHARS) -> str:
+    """The beginning of the article's visible text (``<article>``, ``<main>``, else the body),
+    without comments, footers, related links and scripts."""
+    roots = tree.xpath("//article | //main") or tree.xpath("//body") or [tree]
+    parts: list[str] = []
+    size = 0
+
+    def walk(node: lxml.html.HtmlElement) -> None:
+        nonlocal size
+        if size > limit or not isinstance(node.tag, str):
+            return
+        if node.tag in ("script", "style", "noscript", "footer", "nav", "aside", "template"):
+            return
+        if _SKIP_CONTAINERS_RE.search(f"{node.get('class', '')} {node.get('id', '')}"):
+            return
+        if node.text:
+            parts.append(node.text)
+            size += len(node.text)
+        for child in node:
+            walk(child)
+            if child.tail:
+                parts.append(child.tail)
+                size += len(child.tail)
+
+    walk(roots[0])
+    return " ".join(" ".join(parts).split())[:limit]
+
+
+def _visible_date(tree: lxml.html.HtmlElement) -> tuple[datetime.date, str] | None:
+    """The first plausible date written in the article's text, not marked as an update.
+
+    Numeric day-first (``10.10.2020``) and ISO forms, and month names in the ten languages
+    of the rally pages (en, de, fr, ru, uk, be, pl, lt, lv, et). Returns the date and its
+    source, the words it was read from (``text: 10 октября 2020``).
     """
-    found = _parse_date(
-        htmldate.find_date(
-            tree, extensive_search=True, original_date=True, outputformat="%Y-%m-%d", url=url
-        )
-    )
-    if found and (found.month, found.day) == (1, 1):
-        text = tree.text_content()
-        if re.search(_COPYRIGHT_RE.pattern.format(year=found.year), text, re.I):
-            return None
-    return found
+    return _text_date(_visible_text(tree))
+
+
+def _text_date(text: str) -> tuple[datetime.date, str] | None:
+    """The first plausible date in ``text`` (see :func:`_visible_date`)."""
+    text = text[:_VISIBLE_TEXT_CHARS]
+    best: tuple[int, datetime.date, str] | None = None
+    for kind, pattern in _VISIBLE_DATE_RES:
+        for match in pattern.finditer(text):
+            if best and match.start() >= best[0]:
+                break
+            if _UPDATED_RE.search(text[max(0, match.start() - 40) : match.start()]):
+                continue
+            groups = match.groups()
+            if kind in ("num", "iso"):
+                day, month, year = (groups[0], groups[1], groups[2])
+                if kind == "iso":
+                    year, month, day = groups
+                numbers = int(year), int(month), int(day)
+            else:
+                word = {"dmy": groups[1], "mdy": groups[0], "ymd": groups[1], "ydm": groups[2]}
+                month_number = _month(word[kind])
+                if month_number is None:
+                    continue
+                day = {"dmy": groups[0], "mdy": groups[1], "ymd": groups[2], "ydm": groups[1]}
+                year = groups[2] if kind in ("dmy", "mdy") else groups[0]
+                numbers = int(year), month_number, int(day[kind])
+            try:
+                found = datetime.date(*numbers)
+            except ValueError:
+                continue
+            if _plausible(found):
+                best = (match.start(), found, "text: " + " ".join(match.group(0).split()))
+                break
+    return (best[1], best[2]) if best else None
+
+
+def _choose_date(
+    found: datetime.date | None,
+    declared: list[tuple[datetime.date | None, str]],
+    modified: set[datetime.date],
+    *,
+    url_date: datetime.date | None,
+    text: Callable[[], tuple[datetime.date, str] | None],
+    latest: Callable[[], datetime.date | None],
+) -> tuple[datetime.date | None, str | None]:
+    """The publication date and its source. The precedence follows the public corpora
+    (docs/ARCHITECTURE.md, "Page metadata"): htmldate's original-date search (``found``),
+    which reads the markup the way publishers get it right most often, unless it is
+    implausible or a modification date while the page declares another publication date;
+    then the page's own declarations, its URL, the visible text, and last htmldate's default
+    (latest) date. Where the page declares several publication dates, htmldate does not pick
+    among them: the order of ``declared`` does. A date equal to a declared one is credited
+    to the declaration.
+    """
+    plausible = [(d, source) for d, source in declared if _plausible(d)]
+    published = {d for d, _source in plausible} | ({url_date} if _plausible(url_date) else set())
+    if found and not _plausible(found):
+        found = None
+    if found and found in modified and published and found not in published:
+        found = None  # a "last modified" date where the page says when it was published
+    if found and plausible and found != plausible[0][0] and found in published - {url_date}:
+        return plausible[0]  # the page's declarations disagree: our precedence among them
+    if found:
+        source = next((s for d, s in plausible if d == found), None)
+        if source is None and found == url_date:
+            source = "url"
+        return found, source or "htmldate"
+    if plausible:
+        return plausible[0]
+    if _plausible(url_date):
+        return url_date, "url"
+    visible = _safe("visible date", text, None)
+    if visible:
+        return visible
+    last = _safe("htmldate", latest, None)
+    if _plausible(last) and last not in modified:
+        return last, "htmldate (latest)"
+    return None, None
+
+
+# --------------------------------------------------------------------------- title, author
+
+_TRUNCATED_RE = re.compile(r"(?:\.\.\.|…)\s*$")
+
+
+def _headline(tree: lxml.html.HtmlElement) -> str | None:
+    """The visible headline: the first ``<h1>`` of the article (or of the page)."""
+    for path in ("//article//h1", "//main//h1", "//h1"):
+        for node in tree.xpath(path)[:1]:
+            return _clean(node.text_content())
+    return None
+
+
+def _choose_title(ours: str | None, library: str | None, headline: str | None) -> str | None:
+    """The page's own title (JSON-LD headline, og:title, meta) unless it is a shortened
+    form of the visible headline or of trafilatura's title: cut with an ellipsis, or
+    contained in the longer one (``Musik-Stars fordern …`` for ``Abrechnung: Musik-Stars
+    fordern …``)."""
+    if not ours:
+        return library or headline
+    for longer in (headline, library):
+        if not longer or longer == ours:
+            continue
+        if _TRUNCATED_RE.search(ours) and longer.startswith(_TRUNCATED_RE.sub("", ours)[:40]):
+            return longer
+        if ours.casefold() in longer.casefold() and len(longer) <= 3 * len(ours):
+            return longer
+    if _TRUNCATED_RE.search(ours) and library and not _TRUNCATED_RE.search(library):
+        return library
+    return ours
+
+
+_BYLINE_PATHS = (
+    '//*[@rel="author"]',
+    '//*[@itemprop="author"]',
+    '//*[contains(concat(" ", normalize-space(@class), " "), " author ")]',
+    '//*[contains(@class, "author-name") or contains(@class, "byline__name")]',
+)
+_BY_RE = re.compile(r"^(?:by|von|par|por|di|af|av|от|автор(?:ка)?:?|autor(?:ka|ė|e)?:?)\s+", re.I)
+
+
+def _byline(tree: lxml.html.HtmlElement) -> str | None:
+    """The visible byline's name (``rel=author``, ``itemprop=author``, ``class=author``)."""
+    for path in _BYLINE_PATHS:
+        for node in tree.xpath(path)[:3]:
+            if node.tag in ("meta", "link"):
+                continue
+            name = _clean(node.text_content())
+            if name and len(name) <= 80:
+                return _BY_RE.sub("", name)
+    return None
+
+
+def _choose_author(
+    ours: str | None,
+    bylines: list[str | None],
+    site_names: set[str | None],
+    *,
+    ld_organisation: bool,
+) -> str | None:
+    """The declared author, unless it is the site or publisher (or a JSON-LD Organization)
+    and the page shows a byline naming someone else (trafilatura's, then ours)."""
+    sites = {_norm_name(s) for s in site_names if s}
+
+    def site_like(value: str) -> bool:
+        name = _norm_name(value)
+        return any(name == s or (len(name) > 2 and s.startswith(name)) for s in sites)
+
+    if ours and not (ld_organisation or site_like(ours)):
+        return ours
+    return next((b for b in bylines if b and not site_like(b)), None) or ours or _first(*bylines)
+
+
+def _host(url: str) -> str | None:
+    """The host's name without ``www.`` and the public suffix's last label (``ndr`` for
+    ``www.ndr.de``): what a site-named byline looks like."""
+    match = _URL_SITENAME_RE.match(url or "")
+    return match.group(1).rsplit(".", 1)[0] if match else None
+
+
+def _norm_name(value: str) -> str:
+    return re.sub(r"\W+", "", value.casefold())
 
 
 # --------------------------------------------------------------------------- HTML
@@ -680,16 +985,22 @@ def _extract_html(body: bytes, url: str, content_type: str | None) -> PageMetada
             meta.canonical_url = urldefrag(absolute)[0]
             break
 
-    # Published: JSON-LD > article:published_time > meta dates > <time> (htmldate later).
-    meta.published = (
-        _parse_date(ld_text("datePublished", "dateCreated", "uploadDate"))
-        or _parse_date(og_get("article:published_time"))
-        or next(
-            (d for k in _META_DATE for v in metas.get(k, []) if (d := _parse_date(v))),
-            None,
+    # Dates the page declares, in order of precedence among themselves (see _choose_date).
+    declared: list[tuple[datetime.date | None, str]] = [
+        (_parse_date(ld_text("datePublished")), "json-ld datePublished"),
+        (_parse_date(og_get("article:published_time")), "article:published_time"),
+        *((_parse_date(v), f"meta {k}") for k in _META_DATE for v in metas.get(k, [])[:1]),
+        (_safe("time", lambda: _time_published(tree), None), "<time datetime>"),
+        (_parse_date(ld_text("dateCreated", "uploadDate")), "json-ld dateCreated"),
+    ]
+    modified = {
+        d
+        for d in (
+            _parse_date(ld_text("dateModified")),
+            *(_parse_date(v) for k in _META_MODIFIED for v in metas.get(k, [])[:1]),
         )
-        or _safe("time", lambda: _time_published(tree), None)
-    )
+        if d
+    }
 
     # Language: <html lang> > og:locale > JSON-LD inLanguage > content-language meta.
     meta.language = (
@@ -710,36 +1021,40 @@ def _extract_html(body: bytes, url: str, content_type: str | None) -> PageMetada
     images += _safe("article images", lambda: _article_images(tree, base), [])
     meta.images = _dedupe(urldefrag(u)[0] if u else None for u in images)
 
-    # trafilatura: main text, and whatever is still missing; htmldate for the date.
+    # trafilatura: main text; its metadata (title, byline, site name, and htmldate's original
+    # date with the extensive search) to check ours against.
     elements = sum(1 for _ in tree.iter())
     work = _safe("analysis tree", lambda: _analysis_tree(tree, text, elements), None)
+    doc = None
     if work is not None:
         meta.text = _safe("main text", lambda: _main_text(work, url, elements), None)
-        if not (meta.title and meta.author and meta.site_name):
-            doc = _safe("trafilatura", lambda: _trafilatura_metadata(work, url), None)
-            if doc is not None:
-                meta.title = meta.title or _clean(doc.title)
-                meta.description = meta.description or _clean(doc.description)
-                meta.author = meta.author or _clean(doc.author)
-                sitename = _clean(doc.sitename)
-                derived = _URL_SITENAME_RE.match(doc.url or url or "")
-                if sitename and not (derived and sitename.lower() == derived.group(1).lower()):
-                    meta.site_name = meta.site_name or sitename  # not merely the host name
-                meta.published = meta.published or _parse_date(doc.date)
-            else:
-                meta.published = meta.published or _safe(
-                    "htmldate", lambda: _htmldate(work, meta.canonical_url or url), None
-                )
-        elif meta.published is None:
-            meta.published = _safe(
-                "htmldate", lambda: _htmldate(work, meta.canonical_url or url), None
-            )
-        if meta.published is None and elements <= MAX_ANALYSIS_ELEMENTS:
-            meta.published = _safe(
-                "htmldate extensive",
-                lambda: _htmldate_extensive(work, meta.canonical_url or url),
-                None,
-            )
+        extensive = elements <= MAX_ANALYSIS_ELEMENTS
+        doc = _safe("trafilatura", lambda: _trafilatura_metadata(work, url, extensive), None)
+    found = _parse_date(doc.date) if doc is not None else None
+    if found and work is not None and _copyright_year(work, found):
+        found = None
+    page_url = meta.canonical_url or url
+    meta.published, meta.published_source = _choose_date(
+        found,
+        declared,
+        modified,
+        url_date=_url_date(url) or _url_date(page_url),
+        text=lambda: _visible_date(tree),
+        latest=lambda: _htmldate_latest(work, page_url) if work is not None else None,
+    )
+    if doc is not None:
+        meta.title = _choose_title(meta.title, _clean(doc.title), _headline(tree))
+        meta.description = meta.description or _clean(doc.description)
+        meta.author = _choose_author(
+            meta.author,
+            [_clean(doc.author), _safe("byline", lambda: _byline(tree), None)],
+            {meta.site_name, ld.publisher() if ld else None, og_get("og:site_name"), _host(url)},
+            ld_organisation=bool(ld and ld.author_is_organisation()),
+        )
+        sitename = _clean(doc.sitename)
+        derived = _URL_SITENAME_RE.match(doc.url or url or "")
+        if sitename and not (derived and sitename.lower() == derived.group(1).lower()):
+            meta.site_name = meta.site_name or sitename  # not merely the host name
     if meta.title is None:
         meta.title = _clean(tree.findtext(".//title"))
     if meta.language is None:
@@ -778,6 +1093,9 @@ def _extract_pdf(body: bytes) -> PageMetadata:
         meta.title = _safe("pdf title", lambda: _clean(info.title), None)
         meta.author = _safe("pdf author", lambda: _clean(info.author), None)
         meta.published = _safe("pdf date", lambda: _pdf_date(info), None)
+        if not _plausible(meta.published):
+            meta.published = None
+        meta.published_source = "pdf metadata CreationDate" if meta.published else None
 
     def first_pages_text() -> str | None:
         parts = []
@@ -786,6 +1104,11 @@ def _extract_pdf(body: bytes) -> PageMetadata:
         return "\n".join(parts).strip() or None
 
     meta.text = _safe("pdf text", first_pages_text, None)
+    if meta.published is None and meta.text:
+        found = _safe("pdf text date", lambda: _text_date(meta.text or ""), None)
+        if found:
+            meta.published, source = found
+            meta.published_source = f"pdf {source}"
     meta.language = _safe("langid", lambda: _detect_language(meta.text or meta.title), None)
     return meta
 

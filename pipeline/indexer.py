@@ -294,6 +294,7 @@ def _metadata_row(capture_id: int, extracted: dict) -> PageMetadataRow:
         description=extracted.get("description"),
         author=extracted.get("author"),
         published=date.fromisoformat(published) if published else None,
+        published_source=(extracted.get("published_source") or None) if published else None,
         language=extracted.get("language"),
         site_name=extracted.get("site_name"),
         canonical_url=extracted.get("canonical_url"),

@@ -205,6 +205,8 @@ class PageMetadataRow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(String(500))
     published: Mapped[date | None] = mapped_column(Date)
+    #: The evidence ``published`` was chosen from (pipeline.extract._choose_date).
+    published_source: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(20))
     site_name: Mapped[str | None] = mapped_column(String(500))
     canonical_url: Mapped[str | None] = mapped_column(String(4096))

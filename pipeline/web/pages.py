@@ -334,6 +334,7 @@ def metadata_facts(row: PageMetadataRow) -> dict[str, Any]:
         "description": row.description,
         "author": row.author,
         "published": iso(row.published),
+        "published_source": row.published_source,
         "language": row.language,
         "site_name": row.site_name,
         "canonical_url": row.canonical_url,
