@@ -131,6 +131,11 @@ _DATE_RES = (
     re.compile(r"^\s*(?:D:)?(\d{4})(\d{2})(\d{2})"),
 )
 _COPYRIGHT_RE = re.compile(r"(?:©|\(c\)|copyright)\D{{0,99}}(?:\d{{4}}\s*[-–]\s*)?{year}\b")
+_LEGAL_NAME_RE = re.compile(
+    r"\b(?:ltd|limited|gmbh|ggmbh|inc|llc|plc|ag|kg|se|s\.a|sa|s\.l|srl|sarl|bv|nv|oy|oü|"
+    r"uab|sia|ooo|ооо|оао|зао|sp\. z o\.o|corp|corporation|group|holding|media group)\.?$",
+    re.I,
+)
 _URL_SITENAME_RE = re.compile(r"https?://(?:www\.|w[0-9]+\.)?([^/]+)")
 
 
@@ -965,10 +970,15 @@ def _extract_html(body: bytes, url: str, content_type: str | None) -> PageMetada
         a for a in (og.get("article:author") or metas.get("article:author") or []) if "//" not in a
     ]
     meta.author = _first("; ".join(_dedupe(ld_authors)), *og_authors, meta_get(_META_AUTHOR))
+    # Site name: the JSON-LD WebSite, then its publisher (the masthead: "Frankfurter
+    # Allgemeine Zeitung" rather than og:site_name "FAZ.NET") unless that is a company's
+    # legal name, then og:site_name.
+    publisher = ld.publisher() if ld else None
     meta.site_name = _first(
         ld.site_name() if ld else None,
+        publisher if publisher and not _LEGAL_NAME_RE.search(publisher) else None,
         og_get("og:site_name"),
-        ld.publisher() if ld else None,
+        publisher,
         meta_get(_META_SITE),
     )
 
