@@ -360,8 +360,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--only",
-        choices=["crawl", "workers", "others"],
-        help="crawl: only the crawl-engine section; workers: only the workers section "
+        choices=["crawl", "workers", "accuracy", "others"],
+        help="crawl: only the crawl-engine section; workers, accuracy: only that section "
         "(the rest of docs/PERFORMANCE.md kept); others: all but crawl",
     )
     parser.add_argument(
@@ -384,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from pipeline.replica import ReplicaWorld
 
+    if args.only == "accuracy":
+        from bench.accuracy import accuracy_section
+
+        print("metadata accuracy...", file=sys.stderr)
+        OUT.write_text(splice(OUT.read_text(encoding="utf-8"), accuracy_section()))
+        print(f"wrote {OUT}", file=sys.stderr)
+        return 0
     if args.only == "workers":
         from bench.workersbench import workers_section
 
@@ -392,7 +399,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {OUT}", file=sys.stderr)
         return 0
     warc = extract = crawl = search = browser = None
+    from bench.accuracy import HEADING, accuracy_section
+
+    accuracy = HEADING + "\n\n" + NOT_RUN + "\n"
     if args.only != "crawl":
+        print("metadata accuracy...", file=sys.stderr)
+        accuracy = accuracy_section()
         print("WARC writer/reader...", file=sys.stderr)
         warc = bench_warc()
         with ReplicaWorld() as world:
@@ -438,6 +450,7 @@ Every replica page that answers 200, the median of five runs each.
 
 {table(["", ""], extract)}
 
+{accuracy}
 ## Whole crawl over the replica world
 
 The crawl flow (seed import, crawl units of whole hosts, one Scrapy process per core,
