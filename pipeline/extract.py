@@ -675,6 +675,11 @@ _MONTH_STEMS: dict[str, tuple[str, ...]] = {
            "dec"),
     "et": ("jaan", "veeb", "märt", "apr", "mai", "juun", "juul", "aug", "sept", "okt", "nov",
            "dets"),
+    # and the replica world's other languages (da and no are covered by en and de)
+    "it": ("gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "sett", "ott", "nov", "dic"),
+    "pt": ("jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez"),
+    "hu": ("jan", "febr", "márc", "ápr", "máj", "jún", "júl", "aug", "szept", "okt", "nov",
+           "dec"),
 }  # fmt: skip
 _MONTHS: list[tuple[str, int]] = sorted(
     {(stem, month) for stems in _MONTH_STEMS.values() for month, stem in enumerate(stems, 1)},
@@ -683,13 +688,17 @@ _MONTHS: list[tuple[str, int]] = sorted(
 _EXTRA_MONTH_WORDS = {"май": 5, "мае": 5}
 _WORD = r"([^\W\d_]{3,}\.?)"
 _VISIBLE_DATE_RES = (
-    # 10 October 2020, 10. Oktober 2020, 10 октября 2020 г., 10 października 2020
-    ("dmy", re.compile(rf"\b(\d{{1,2}})\.?\s+{_WORD}\s+((?:19|20)\d{{2}})\b")),
+    # 10 October 2020, 10. Oktober 2020, 10 октября 2020 г., 10 de outubro de 2020
+    ("dmy", re.compile(rf"\b(\d{{1,2}})\.?\s+(?:de\s+)?{_WORD}\s+(?:de\s+)?((?:19|20)\d{{2}})\b")),
     # October 10, 2020
     ("mdy", re.compile(rf"{_WORD}\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+((?:19|20)\d{{2}})\b")),
     # 2020 m. spalio 10 d. (lt), 2020. gada 10. oktobris (lv)
     ("ymd", re.compile(rf"\b((?:19|20)\d{{2}})\.?\s+m\.\s+{_WORD}\s+(\d{{1,2}})\s*d\b")),
     ("ydm", re.compile(rf"\b((?:19|20)\d{{2}})\.\s+gada\s+(\d{{1,2}})\.\s+{_WORD}")),
+    # 2020. október 10. (hu)
+    ("ymd", re.compile(rf"\b((?:19|20)\d{{2}})\.\s+{_WORD}\s+(\d{{1,2}})\.")),
+    # 2020年10月10日 (ja)
+    ("cjk", re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")),
     # 10.10.2020, 2020-10-10
     ("num", re.compile(r"\b(\d{1,2})\.(\d{1,2})\.((?:19|20)\d{2})\b")),
     ("iso", re.compile(r"\b((?:19|20)\d{2})-(\d{2})-(\d{2})\b")),
@@ -779,9 +788,9 @@ def _text_date(text: str) -> tuple[datetime.date, str] | None:
             if _UPDATED_RE.search(text[max(0, match.start() - 40) : match.start()]):
                 continue
             groups = match.groups()
-            if kind in ("num", "iso"):
+            if kind in ("num", "iso", "cjk"):
                 day, month, year = (groups[0], groups[1], groups[2])
-                if kind == "iso":
+                if kind != "num":
                     year, month, day = groups
                 numbers = int(year), int(month), int(day)
             else:
@@ -828,10 +837,13 @@ def _choose_date(
         found = None  # a "last modified" date where the page says when it was published
     if found and plausible and found != plausible[0][0] and found in published - {url_date}:
         return plausible[0]  # the page's declarations disagree: our precedence among them
+    visible: tuple[datetime.date, str] | None = None
     if found:
         source = next((s for d, s in plausible if d == found), None)
         if source is None and found == url_date:
             source = "url"
+        if source is None and (visible := _safe("visible date", text, None)):
+            source = visible[1] if visible[0] == found else None
         return found, source or "htmldate"
     if plausible:
         return plausible[0]

@@ -112,6 +112,11 @@ VISIBLE = {
     "et": "10. oktoober 2020",
     "en": "October 10, 2020",
     "fr": "10 octobre 2020",
+    # the replica world's other languages
+    "it": "10 ottobre 2020",
+    "pt": "10 de outubro de 2020",
+    "hu": "2020. október 10.",
+    "ja": "2020年10月10日",
 }
 
 
