@@ -1,12 +1,15 @@
 """Metadata extraction from archived responses (HTML and PDF), offline only.
 
-HTML precedence, field by field: JSON-LD (extruct) > OpenGraph / ``article:*`` (extruct, then
-plain ``<meta>`` for misplaced tags) > plain ``<meta>``, ``<link rel=canonical>``, ``<html lang>``,
-``<time datetime>`` > trafilatura (title, author, site name, main text, htmldate date) >
-htmldate extensive search. The HTML is decoded once (w3lib) and parsed once (lxml); the tree
-is shared by extruct, trafilatura and htmldate. Nothing here fetches a URL.
+Every source a page has is read — JSON-LD (extruct), OpenGraph / ``article:*``, plain
+``<meta>``, ``<link rel=canonical>``, ``<html lang>``, ``<time datetime>``, the URL, the
+visible text, trafilatura (title, byline, site name, main text) and htmldate (dates) — and
+each field is chosen among them by the precedence measured on public corpora
+(``bench/accuracy.py``; the rules are in docs/ARCHITECTURE.md, "Page metadata: which source
+wins", and in :func:`_choose_date`, :func:`_choose_title`, :func:`_choose_author`). The
+publication date carries its source (``published_source``). The HTML is decoded once
+(w3lib) and parsed once (lxml); the tree is shared by extruct, trafilatura and htmldate.
+Nothing here fetches a URL.
 """
-
 from __future__ import annotations
 
 import codecs
