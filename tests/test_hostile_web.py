@@ -244,8 +244,9 @@ EXPECTED = {  # label: (status, words its error contains, archived)
     "/reset": ("error", "broke off the response; the part received is archived", True),
     "/many-links": ("alive", None, True),
     "/nested": ("alive", None, True),
-    "/unresolvable": ("dead", "host name not found (DNS): unresolvable-host.invalid", False),
-    "/refused": ("error", "connection refused by 127.0.0.1:", False),
+    # Failures: counted at once, dead only once confirmed (README, "Statuses").
+    "/unresolvable": ("failing", "host name not found (DNS): unresolvable-host.invalid", False),
+    "/refused": ("failing", "connection refused by 127.0.0.1:", False),
     "/self-signed": ("error", "TLS certificate not trusted", False),
 }
 
