@@ -10,6 +10,7 @@ publication date carries its source (``published_source``). The HTML is decoded 
 (w3lib) and parsed once (lxml); the tree is shared by extruct, trafilatura and htmldate.
 Nothing here fetches a URL.
 """
+
 from __future__ import annotations
 
 import codecs
