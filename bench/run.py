@@ -9,6 +9,8 @@ on whatever machine runs this.
 ``--only crawl`` runs the crawl-engine section alone (the others read "not run"),
 ``--only others`` everything but it; ``--quick`` uses small crawl sizes and one run;
 ``--runs N`` and ``--rss-sizes A,B`` override the crawl section's runs and RSS sizes.
+``--only search`` rewrites the search section alone (synthetic catalogs of 20,000 and
+200,000 links; ``--search-sizes 20000,200000,1000000`` for the million).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import platform
 import random
@@ -264,28 +267,48 @@ def bench_browser(world: object) -> list[list[str]]:
 
 SEARCHES = ("Blumen", "Belarus", '"Frauen in Weiß"', "Blumen OR flowers", "solidar*",
             "Belarus -Berlin")  # fmt: skip
+SEARCH_SIZES = (20_000, 200_000)  # --search-sizes adds 1,000,000 (about 15 minutes to build)
+SEARCH_HEADING = "## Full-text search (`pipeline/catalog/fulltext.py`)"
+REPLICA_INTRO = "Over the catalog the crawl above built:"
+
+
+def _percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile: the smallest value with ``share`` of them at or below."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1))]
+
+
+def _results(result: object) -> str:
+    total = result.total  # type: ignore[attr-defined]
+    exact = getattr(result, "total_exact", True)
+    return f"{total:,}" if exact else f"{total:,}+"
 
 
 def _search_latency(url: str, queries: tuple[str, ...], repeat: int = 20) -> list[list[str]]:
-    """Median milliseconds per query (rows 1-50 with facets, and total), after a warm-up."""
+    """p50 and p95 milliseconds per query (rows 1-50 with snippets, every facet and the
+    total), over ``repeat`` runs after a warm-up."""
     from pipeline.catalog import session_scope
     from pipeline.catalog.fulltext import SearchQuery, search
 
     rows = []
     for text in (None, *queries):
-        times, total = [], 0
+        times, results = [], ""
         for _ in range(repeat + 1):
             with session_scope(url) as session:
                 started = time.perf_counter()
-                total = search(session, SearchQuery(text=text)).total
+                result = search(session, SearchQuery(text=text))
                 times.append(time.perf_counter() - started)
-        rows.append([text or "(no text: newest first)", str(total),
-                     f"{statistics.median(times[1:]) * 1000:.1f}"])  # fmt: skip
+                results = _results(result)
+        rows.append([text or "(no text: newest first)", results,
+                     f"{_percentile(times[1:], 0.5) * 1000:.1f}",
+                     f"{_percentile(times[1:], 0.95) * 1000:.1f}"])  # fmt: skip
     return rows
 
 
-def bench_search(documents: int = 20_000) -> list[list[str]]:
-    """Search latency over a synthetic catalog of ``documents`` links with page metadata."""
+def synthetic_catalog(url: str, documents: int, chunk: int = 20_000) -> None:
+    """A catalog of ``documents`` links in 50 cities, each with a capture and page metadata
+    (a title of 8 and a text of 300 words drawn from 2,010, publication months spread over
+    2020), and their search documents; built ``chunk`` links per transaction."""
     from sqlalchemy import insert, update
 
     from pipeline.catalog import session_scope
@@ -296,39 +319,89 @@ def bench_search(documents: int = 20_000) -> list[list[str]]:
     vocabulary = [w.decode() for w in b" ".join(_html_bodies(1, 20_000)).split()[:2000]]
     vocabulary += ["Blumen", "flowers", "Belarus", "Frauen", "in", "Weiß", "solidarity",
                    "Berlin", "München", "Solidarität"]  # fmt: skip
-    folder = Path(tempfile.mkdtemp(prefix="bench-search-"))
-    url = f"sqlite:///{folder / 'catalog.sqlite'}"
-    started = time.perf_counter()
     with session_scope(url) as session:
         session.add(Country(id=1, name="Germany", code="DE", original_name="Deutschland"))
         session.add_all(City(id=i, country_id=1, name=f"City {i}", original_name=f"Stadt {i}")
                         for i in range(1, 51))  # fmt: skip
-        session.flush()
-        now = datetime(2026, 1, 1)
-        session.execute(insert(Link), [
-            {"id": i, "country_id": 1, "city_id": i % 50 + 1, "kind": "report",
-             "label": f"report {i}", "url": f"http://127.0.0.1/{i}", "status": "alive"}
-            for i in range(1, documents + 1)])  # fmt: skip
-        session.execute(insert(Capture), [
-            {"id": i, "record_id": f"<urn:uuid:{i}>", "link_id": i, "url": f"http://127.0.0.1/{i}",
-             "captured_at": now, "size": 1, "warc_file": "x.warc.gz", "warc_offset": 0,
-             "warc_length": 1, "record_type": "response"}
-            for i in range(1, documents + 1)])  # fmt: skip
-        session.execute(insert(PageMetadataRow), [
-            {"capture_id": i, "title": " ".join(rng.choices(vocabulary, k=8)),
-             "text": " ".join(rng.choices(vocabulary, k=300)), "language": "de",
-             "published": date(2020, 1 + i % 12, 1), "images": []}
-            for i in range(1, documents + 1)])  # fmt: skip
-        session.execute(update(Link).values(last_capture_id=Link.id))
-        refresh_documents(session)
-    built = time.perf_counter() - started
-    rows = _search_latency(url, SEARCHES)
-    rows.insert(0, [f"(building {documents:,} links and their index)", "", f"{built * 1000:.0f}"])
+    now = datetime(2026, 1, 1)
+    for first in range(1, documents + 1, chunk):
+        ids = range(first, min(documents, first + chunk - 1) + 1)
+        with session_scope(url) as session:
+            session.execute(insert(Link), [
+                {"id": i, "country_id": 1, "city_id": i % 50 + 1, "kind": "report",
+                 "label": f"report {i}", "url": f"http://127.0.0.1/{i}", "status": "alive"}
+                for i in ids])  # fmt: skip
+            session.execute(insert(Capture), [
+                {"id": i, "record_id": f"<urn:uuid:{i}>", "link_id": i,
+                 "url": f"http://127.0.0.1/{i}", "captured_at": now, "size": 1,
+                 "warc_file": "x.warc.gz", "warc_offset": 0, "warc_length": 1,
+                 "record_type": "response"}
+                for i in ids])  # fmt: skip
+            session.execute(insert(PageMetadataRow), [
+                {"capture_id": i, "title": " ".join(rng.choices(vocabulary, k=8)),
+                 "text": " ".join(rng.choices(vocabulary, k=300)), "language": "de",
+                 "published": date(2020, 1 + i % 12, 1), "images": []}
+                for i in ids])  # fmt: skip
+            session.execute(
+                update(Link).where(Link.id.between(ids[0], ids[-1])).values(last_capture_id=Link.id)
+            )
+            refresh_documents(session, ids)
+
+
+def bench_search(documents: int = 20_000, repeat: int = 20) -> tuple[float, list[list[str]]]:
+    """Seconds to build a synthetic catalog of ``documents`` links (SQLite) and the
+    latency of the query set over it."""
     from pipeline.catalog.db import forget_engine
 
-    forget_engine(url)
-    shutil.rmtree(folder)
-    return rows
+    folder = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    url = f"sqlite:///{folder / 'catalog.sqlite'}"
+    try:
+        started = time.perf_counter()
+        synthetic_catalog(url, documents)
+        built = time.perf_counter() - started
+        rows = _search_latency(url, SEARCHES, repeat)
+    finally:
+        forget_engine(url)
+        shutil.rmtree(folder)
+    return built, rows
+
+
+def search_section(replica: str, sizes: tuple[int, ...], repeat: int = 20) -> str:
+    """The search section: ``replica`` (the table over the replica crawl's catalog, or
+    NOT_RUN) and a table per synthetic catalog size, measured now."""
+    parts = [
+        f"""{SEARCH_HEADING}
+
+`search()` as the web app and the CLI call it: the first 50 rows with snippets, the total
+and every facet's counts; milliseconds on SQLite (FTS5): the median (p50) and the 95th
+percentile (p95) of {repeat} runs after a warm-up. "Results" ending in "+" is a capped
+count (at least that many).
+
+{REPLICA_INTRO}
+
+{replica.strip()}
+"""
+    ]
+    for documents in sizes:
+        print(f"search over {documents:,} links...", file=sys.stderr)
+        built, rows = bench_search(documents, repeat)
+        parts.append(f"""Over a synthetic catalog of {documents:,} links, each page 300 words
+drawn from 2,010 (built with its index in {built:.0f} s):
+
+{table(["query", "results", "p50 ms", "p95 ms"], rows)}
+""")
+    return "\n".join(parts)
+
+
+def replica_table(document: str) -> str:
+    """The replica search table of an existing PERFORMANCE.md (NOT_RUN if it has none)."""
+    start = document.find(SEARCH_HEADING + "\n")
+    start = document.find(REPLICA_INTRO, start) if start >= 0 else -1
+    if start < 0:
+        return NOT_RUN
+    block = document[start + len(REPLICA_INTRO) :].lstrip("\n")
+    end = block.find("\n\n")
+    return block if end < 0 else block[:end]
 
 
 NOT_RUN = "_Not run in this invocation (see `--only`); run `make bench` for figures._"
@@ -360,8 +433,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--only",
-        choices=["crawl", "workers", "accuracy", "others"],
-        help="crawl: only the crawl-engine section; workers, accuracy: only that section "
+        choices=["crawl", "workers", "accuracy", "search", "others"],
+        help="crawl: only the crawl-engine section; workers, accuracy, search: only that "
+        "section (search keeps the replica crawl's table already there) "
         "(the rest of docs/PERFORMANCE.md kept); others: all but crawl",
     )
     parser.add_argument(
@@ -371,6 +445,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--runs", type=int, help="crawl section: runs per contender and shape")
     parser.add_argument("--rss-sizes", help="crawl section: comma-separated page counts")
+    parser.add_argument(
+        "--search-sizes",
+        help="search section: comma-separated synthetic catalog sizes in links (default "
+        "20000,200000; 1000000 takes about 15 minutes to build)",
+    )
+    parser.add_argument(
+        "--search-repeat", type=int, default=20, help="search section: runs per query"
+    )
     return parser.parse_args(argv)
 
 
@@ -391,6 +473,15 @@ def main(argv: list[str] | None = None) -> int:
         OUT.write_text(splice(OUT.read_text(encoding="utf-8"), accuracy_section()))
         print(f"wrote {OUT}", file=sys.stderr)
         return 0
+    sizes = SEARCH_SIZES
+    if args.search_sizes:
+        sizes = tuple(int(n.replace("_", "")) for n in args.search_sizes.split(","))
+    if args.only == "search":
+        document = OUT.read_text(encoding="utf-8")
+        section = search_section(replica_table(document), sizes, args.search_repeat)
+        OUT.write_text(splice(document, section))
+        print(f"wrote {OUT}", file=sys.stderr)
+        return 0
     if args.only == "workers":
         from bench.workersbench import workers_section
 
@@ -398,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         OUT.write_text(splice(OUT.read_text(encoding="utf-8"), workers_section(args.quick)))
         print(f"wrote {OUT}", file=sys.stderr)
         return 0
-    warc = extract = crawl = search = browser = None
+    warc = extract = crawl = browser = None
+    search = SEARCH_HEADING + "\n\n" + NOT_RUN + "\n"
     from bench.accuracy import HEADING, accuracy_section
 
     accuracy = HEADING + "\n\n" + NOT_RUN + "\n"
@@ -414,8 +506,8 @@ def main(argv: list[str] | None = None) -> int:
             crawl = bench_crawl(world)
             print("browser capture...", file=sys.stderr)
             browser = bench_browser(world)
-        print("search...", file=sys.stderr)
-        search = bench_search()
+        replica = table(["query", "results", "p50 ms", "p95 ms"], SEARCH_REPLICA or None)
+        search = search_section(replica, sizes, args.search_repeat)
     workers = "## Workers\n\n" + NOT_RUN + "\n"
     if args.only != "crawl":
         from bench.workersbench import workers_section
@@ -484,19 +576,7 @@ until its height is unchanged twice (about 1 s for a short static page).
 
 {table(["crawl", "links", "pages rendered", "seconds", "pages/s", "Chromium MB"], browser)}
 
-## Full-text search (`pipeline/catalog/fulltext.py`)
-
-`search()` as the web app and the CLI call it: the first 50 rows with snippets, the total
-and every facet's counts; the median of 20 runs, in milliseconds, on SQLite (FTS5).
-
-Over the catalog the crawl above built:
-
-{table(["query", "results", "ms"], SEARCH_REPLICA if crawl else None)}
-
-Over a synthetic catalog of 20,000 links, each page 300 words drawn from 2,000:
-
-{table(["query", "results", "ms"], search)}
-
+{search}
 {engine}
 
 {workers}
