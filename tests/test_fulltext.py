@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from pipeline.catalog import session_scope
+from pipeline.catalog import fulltext, session_scope
 from pipeline.catalog.db import engine_for, forget_engine
 from pipeline.catalog.fulltext import (
     EXPORT_COLUMNS,
@@ -279,6 +279,39 @@ def test_order_without_text_is_newest_publication_first(catalog: str) -> None:
     assert paged.facets == {}
 
 
+def test_pages_of_the_newest_first_listing_are_slices_of_the_whole_order(catalog: str) -> None:
+    """Pages found by walking the publication dates from the newest (issue 16) hold what
+    sorting every link gives, in its order, with or without date filters."""
+    for filters in ({}, {"published": "2020"}, {"published": "2020-10"},
+                    {"since": date(2020, 10, 1)}, {"until": date(2020, 10, 10)},
+                    {"country": "Germany"}):  # fmt: skip
+        whole = [row["link_id"] for row in find(catalog, **filters)]
+        for limit, offset in ((1, 0), (3, 0), (3, 2), (5, 5), (50, 0), (2, len(whole) - 1)):
+            with session_scope(catalog) as session:
+                query = SearchQuery(limit=limit, offset=offset, **filters)
+                page = search(session, query, facets=False)
+            assert [r["link_id"] for r in page.rows] == whole[offset : offset + limit], filters
+            assert page.total == len(whole) and page.exact
+
+
+def test_counts_stop_at_the_cap_and_say_so(catalog: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with session_scope(catalog) as session:
+        exact = search(session, SearchQuery(limit=None))
+    monkeypatch.setattr(fulltext, "COUNT_CAP", 5)
+    with session_scope(catalog) as session:
+        capped = search(session, SearchQuery(limit=None))
+        few = search(session, SearchQuery(text="Blumen", limit=None))
+    assert exact.exact and exact.total > 6 and exact.total_label == str(exact.total)
+    assert not capped.exact and capped.total == 5 and capped.total_label == "5+"
+    assert capped.rows == exact.rows  # ranked over every match all the same
+    assert set(capped.facets) == set(FACETS)
+    for name in FACETS:  # lower bounds over the first 6 matches found
+        assert 0 < sum(count for _, count in capped.facets[name]) <= 6
+        assert all(dict(exact.facets[name])[value] >= n for value, n in capped.facets[name])
+    assert capped.count_label(3) == "3+" and exact.count_label(3) == "3"
+    assert few.exact and few.total == len(few.rows) <= 5
+
+
 def test_postgresql_uses_its_gin_index(catalog: str) -> None:
     if not catalog.startswith("postgresql"):
         pytest.skip("PostgreSQL only")
@@ -349,7 +382,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 def test_cli_exports_and_facets(
-    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    crawled: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = ["--home", str(crawled["home"]), "search"]
     lines = run(capsys, *home, "Blumen OR flowers", "--format", "jsonl", "--all").splitlines()
@@ -370,6 +403,13 @@ def test_cli_exports_and_facets(
     out = run(capsys, *home, "Blumen", "--city", "Berlin", "--facets")
     assert "Berlin: Frauen in Weiß" in out and "Blumen" in out and "city: Berlin (1)" in out
     assert MARK_START not in out and "1 of 1 results" in out
+
+    monkeypatch.setattr(fulltext, "COUNT_CAP", 2)  # more match than are counted
+    out = run(capsys, *home, "--country", "Germany", "--limit", "1", "--facets")
+    assert "1 of 2+ results" in out and "country: Germany (" in out and "+)" in out
+    result = json.loads(run(capsys, *home, "--country", "Germany", "--format", "json", "--facets"))
+    assert (result["total"], result["exact"], result["total_label"]) == (2, False, "2+")
+    assert len(result["rows"]) == 3
 
     for bad in (["--published", "2020-13"], ["AND OR"], ["--all", "--limit", "3"],
                 ["--facets", "--format", "csv"]):  # fmt: skip

@@ -66,6 +66,9 @@ MAX_BODY = 200_000  # characters of folded text indexed per field (a tsvector is
 MAX_TERMS = 32
 SNIPPET_WORDS = 30
 _CHUNK = 500
+# Totals and facet counts stop at this many matches (then shown as "10,000+"): counting
+# every match of a large catalog grows with it, and so would each page's time.
+COUNT_CAP = 10_000
 # FTS5 column weights for bm25: title, label, place, meta, body.
 _BM25 = "bm25(search_fts, 10.0, 5.0, 5.0, 2.0, 1.0)"
 # The expression of migration 0006's GIN index (kept identical so the index is used).
@@ -118,11 +121,27 @@ class SearchQuery:
 
 @dataclass
 class SearchResult:
-    """A page of ranked rows, the size of the whole result set, and its facet counts."""
+    """A page of ranked rows, the size of the whole result set, and its facet counts.
+
+    ``exact`` is False when more than :data:`COUNT_CAP` links match: ``total`` is then
+    COUNT_CAP (at least that many match) and each facet count is a lower bound, counted
+    over the first COUNT_CAP + 1 matches found (in no particular order); the rows are
+    ranked over every match all the same.
+    """
 
     total: int
     rows: list[dict[str, Any]]
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    exact: bool = True
+
+    @property
+    def total_label(self) -> str:
+        """The total as people read it: "2832", or "10,000+" when capped."""
+        return str(self.total) if self.exact else f"{self.total:,}+"
+
+    def count_label(self, count: int) -> str:
+        """A facet count as people read it: "+" after it when counts are capped."""
+        return str(count) if self.exact else f"{count:,}+"
 
 
 # --------------------------------------------------------------------------------------
@@ -548,14 +567,23 @@ def search(session: Session, query: SearchQuery, *, facets: bool = True) -> Sear
     parsed = parse_query(query.text) if query.text and query.text.strip() else None
     _prepare(session)
     base, rank = _base(session, query, parsed)
-    counts = _facet_counts(session, base, facets)
+    counts = _facet_counts(session, base, facets, COUNT_CAP)
     total = counts.pop("total", [("", 0)])[0][1]
+    exact = COUNT_CAP is None or total <= COUNT_CAP
     rows = _rows(session, base, rank, parsed, query)
-    return SearchResult(total=total, rows=rows, facets=counts if facets else {})
+    return SearchResult(
+        total=total if exact else COUNT_CAP,
+        rows=rows,
+        facets=counts if facets else {},
+        exact=exact,
+    )
 
 
-def _facet_counts(session: Session, base: Select, facets: bool) -> dict[str, list]:
-    """Total and facet counts over the whole matching set, in one statement."""
+def _facet_counts(
+    session: Session, base: Select, facets: bool, cap: int | None = None
+) -> dict[str, list]:
+    """Total and facet counts over the matching set (its first ``cap`` + 1 links found
+    when ``cap`` is given), in one statement."""
     columns = {
         "country": Country.name,
         "city": City.name,
@@ -565,9 +593,11 @@ def _facet_counts(session: Session, base: Select, facets: bool) -> dict[str, lis
         "published": _month(session, PageMetadataRow.published),
         "captured": _month(session, Capture.captured_at),
     }
-    matching = base.with_only_columns(
-        Link.id.label("link_id"), *(c.label(f"f_{n}") for n, c in columns.items())
-    ).cte("matching")
+    labelled = [c.label(f"f_{n}") for n, c in columns.items()] if facets else []
+    matching = base.with_only_columns(Link.id.label("link_id"), *labelled)
+    if cap is not None:
+        matching = matching.limit(cap + 1)
+    matching = matching.cte("matching")
     if facets:  # read eight times: computed once
         matching = matching.prefix_with("MATERIALIZED")
     total = select(literal("total").label("facet"), literal(None).label("value"), func.count())
@@ -585,6 +615,49 @@ def _facet_counts(session: Session, base: Select, facets: bool) -> dict[str, lis
     for name in FACETS:
         counts[name].sort(key=lambda pair: (-pair[1], pair[0]))
     return counts
+
+
+_LISTING_FILTERS = ("country", "city", "kind", "language", "status", "captured", "link_ids")
+
+
+def _newest_first(session: Session, page: Select, base: Select, query: SearchQuery) -> Select:
+    """``page`` (newest publication first, no text) limited to the links published on or
+    after the date of its last row, found by walking ``ix_page_metadata_published`` from
+    the newest: the same rows in the same order, without sorting every link.
+
+    Only when no filter but the publication dates is given: another filter can leave few
+    links among many dates, and the walk would then read most of the index.
+    """
+    if any(getattr(query, name) for name in _LISTING_FILTERS):
+        return page
+    walked = aliased(PageMetadataRow)
+    bounds = [walked.published.is_not(None)]
+    if query.published:
+        first, after = _month_range(query.published, "published")
+        bounds += [walked.published >= first, walked.published < after]
+    if query.since:
+        bounds.append(walked.published >= query.since)
+    if query.until:
+        bounds.append(walked.published <= query.until)
+    listed = base.with_only_columns(literal(1)).where(Link.last_capture_id == walked.capture_id)
+    last = (
+        select(walked.published)
+        .with_hint(walked, "INDEXED BY ix_page_metadata_published", "sqlite")
+        .where(*bounds, listed.exists())
+        .order_by(walked.published.desc())
+        .offset(query.offset + query.limit - 1)
+        .limit(1)
+    )
+    threshold = session.scalar(last)
+    if threshold is None:  # fewer dated links than the page reaches: sort them all
+        return page
+    recent = aliased(PageMetadataRow)
+    since = (
+        select(recent.capture_id)
+        .with_hint(recent, "INDEXED BY ix_page_metadata_published", "sqlite")
+        .where(recent.published >= threshold)
+    )
+    return page.where(Link.last_capture_id.in_(since))
 
 
 def _rows(
@@ -612,6 +685,8 @@ def _rows(
     if rank is not None:
         order.insert(0, rank.desc())
     page = base.with_only_columns(Link.id, rank_column).order_by(*order)
+    if rank is None and query.limit is not None:
+        page = _newest_first(session, page, base, query)
     page = page.offset(query.offset or None)
     if query.limit is not None:
         page = page.limit(query.limit)

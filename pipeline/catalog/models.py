@@ -70,7 +70,11 @@ class Link(Base):
     """One curated link: a report, photo gallery or video of a rally."""
 
     __tablename__ = "links"
-    __table_args__ = (Index("ix_links_place", "country_id", "city_id"),)
+    __table_args__ = (
+        Index("ix_links_place", "country_id", "city_id"),
+        # Search's newest-first listing walks page metadata by date to its links.
+        Index("ix_links_last_capture", "last_capture_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     country_id: Mapped[int] = mapped_column(ForeignKey("countries.id"))
@@ -199,6 +203,8 @@ class PageMetadataRow(Base):
     """Metadata extracted from a captured page."""
 
     __tablename__ = "page_metadata"
+    # Search's newest-first listing: its first pages without sorting every link.
+    __table_args__ = (Index("ix_page_metadata_published", "published"),)
 
     capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id"), primary_key=True)
     title: Mapped[str | None] = mapped_column(Text)

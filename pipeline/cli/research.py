@@ -102,10 +102,13 @@ def search(
     with session_scope(_home(ctx).database_url) as session:
         result = run_search(session, query, facets=show_facets)
     if fmt == "table":
-        _search_table(result.rows, result.total)
+        _search_table(result.rows, result.total_label)
         if show_facets:
             for name, counts in result.facets.items():
-                say(f"{name}: " + ", ".join(f"{value} ({count})" for value, count in counts))
+                say(
+                    f"{name}: "
+                    + ", ".join(f"{value} ({result.count_label(count)})" for value, count in counts)
+                )
         return
     rows = [{**row, "snippet": strip_marks(row["snippet"])} for row in result.rows]
     if fmt == "jsonl":
@@ -116,7 +119,13 @@ def search(
                   for name, counts in result.facets.items()}  # fmt: skip
         click.echo(
             json.dumps(
-                {"total": result.total, "facets": facets, "rows": rows},
+                {
+                    "total": result.total,
+                    "exact": result.exact,
+                    "total_label": result.total_label,
+                    "facets": facets,
+                    "rows": rows,
+                },
                 ensure_ascii=False,
                 indent=2,
             )
@@ -127,7 +136,7 @@ def search(
         _emit(rows, fmt, ["link_id", "country", "city", "kind", "status", "published", "title"])
 
 
-def _search_table(rows: list[dict[str, Any]], total: int) -> None:
+def _search_table(rows: list[dict[str, Any]], total: str) -> None:
     """Results with their snippets, matches in bold (archived text is data, never markup)."""
     from pipeline.catalog.fulltext import MARK_END, MARK_START
 

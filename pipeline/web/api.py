@@ -39,6 +39,10 @@ Admin = Annotated[User, Depends(require("users"))]
 
 class SearchOut(BaseModel):
     total: int
+    #: False when more matched than are counted: ``total`` is a lower bound (shown as
+    #: ``total_label``, e.g. "10,000+") and so is each facet count.
+    exact: bool = True
+    total_label: str
     results: list[dict[str, Any]]
     facets: dict[str, Any]
 
@@ -98,7 +102,10 @@ def api_search(
         entry["snippet"] = snippet.translate(HIGHLIGHT) if snippet else None
         entry["rank"] = row.get("rank")
         rows.append(entry)
-    return {"total": result.total, "results": jsonable_encoder(rows),
+    # exact False: more matched than counted (total_label "10,000+"), facet counts are lower
+    # bounds; the results are ranked over every match all the same (see SearchOut).
+    return {"total": result.total, "exact": result.exact, "total_label": result.total_label,
+            "results": jsonable_encoder(rows),
             "facets": jsonable_encoder(result.facets or {})}  # fmt: skip
 
 
