@@ -280,7 +280,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 def _results(result: object) -> str:
     total = result.total  # type: ignore[attr-defined]
-    exact = getattr(result, "total_exact", True)
+    exact = getattr(result, "exact", True)  # counts stop at fulltext.COUNT_CAP
     return f"{total:,}" if exact else f"{total:,}+"
 
 

@@ -279,18 +279,23 @@ def test_order_without_text_is_newest_publication_first(catalog: str) -> None:
     assert paged.facets == {}
 
 
-def test_pages_of_the_newest_first_listing_are_slices_of_the_whole_order(catalog: str) -> None:
-    """Pages found by walking the publication dates from the newest (issue 16) hold what
-    sorting every link gives, in its order, with or without date filters."""
-    for filters in ({}, {"published": "2020"}, {"published": "2020-10"},
-                    {"since": date(2020, 10, 1)}, {"until": date(2020, 10, 10)},
-                    {"country": "Germany"}):  # fmt: skip
-        whole = [row["link_id"] for row in find(catalog, **filters)]
+def test_pages_are_slices_of_the_whole_order(catalog: str) -> None:
+    """Pages found from their last row's date (newest first, by walking the publication
+    dates) or rank (ranked, before sorting on the other keys) hold what sorting every
+    match gives, in its order, with or without filters (issue 16)."""
+    cases = ((None, {}), (None, {"published": "2020"}), (None, {"published": "2020-10"}),
+             (None, {"since": date(2020, 10, 1)}), (None, {"until": date(2020, 10, 10)}),
+             (None, {"country": "Germany"}), ("Belarus", {}), ("Blumen OR flowers", {}),
+             ("solidar*", {}), ("Belarus -Berlin", {}),
+             ("Belarus", {"country": "Germany"}))  # fmt: skip
+    for words_, filters in cases:
+        whole = [row["link_id"] for row in find(catalog, words_, **filters)]
         for limit, offset in ((1, 0), (3, 0), (3, 2), (5, 5), (50, 0), (2, len(whole) - 1)):
             with session_scope(catalog) as session:
-                query = SearchQuery(limit=limit, offset=offset, **filters)
+                query = SearchQuery(text=words_, limit=limit, offset=offset, **filters)
                 page = search(session, query, facets=False)
-            assert [r["link_id"] for r in page.rows] == whole[offset : offset + limit], filters
+            wanted = whole[offset : offset + limit]
+            assert [r["link_id"] for r in page.rows] == wanted, (words_, filters, limit, offset)
             assert page.total == len(whole) and page.exact
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 from sqlalchemy import (
+    REAL,
     ColumnElement,
     Float,
     Integer,
@@ -280,12 +281,36 @@ def _token_words(token: str) -> tuple[str, ...]:
     return tuple(words(token))
 
 
+@lru_cache(maxsize=64)
+def _matched(terms: tuple[Term, ...]) -> dict[str, bool]:
+    """Token -> whether it matches ``terms``, filled as snippets are made: the pages of
+    one search share most of their words."""
+    return {}
+
+
+def _hits(tokens: list[re.Match[str]], terms: tuple[Term, ...]) -> list[bool]:
+    if not terms:
+        return [False] * len(tokens)
+    matched = _matched(terms)
+    if len(matched) > 65_536:
+        matched.clear()
+    hits = []
+    for token in tokens:
+        word = token.group()
+        found = matched.get(word)
+        if found is None:
+            found = matched[word] = any(_matches(w, terms) for w in _token_words(word))
+        hits.append(found)
+    return hits
+
+
 def make_snippet(
     texts: Sequence[str | None], terms: Sequence[Term], size: int = SNIPPET_WORDS
 ) -> str | None:
     """About ``size`` words of the text that best matches ``terms``, matches marked with
     MARK_START/MARK_END; without terms, the start of the first text."""
     best: tuple[int, str, list[re.Match[str]], list[bool]] | None = None
+    wanted = tuple(terms)
     for value in texts:
         if not value or not value.strip():
             continue
@@ -293,8 +318,7 @@ def make_snippet(
         tokens = list(_WORD.finditer(clean))
         if not tokens:
             continue
-        hits = [bool(terms) and any(_matches(w, terms) for w in _token_words(t.group()))
-                for t in tokens]  # fmt: skip
+        hits = _hits(tokens, wanted)
         score = sum(hits)
         if best is None or score > best[0]:
             best = (score, clean, tokens, hits)
@@ -687,6 +711,15 @@ def _rows(
     page = base.with_only_columns(Link.id, rank_column).order_by(*order)
     if rank is None and query.limit is not None:
         page = _newest_first(session, page, base, query)
+    elif query.limit is not None:  # the page's lowest rank first, without the other keys
+        lowest = session.scalar(
+            base.with_only_columns(rank)
+            .order_by(rank.desc())
+            .offset(query.offset + query.limit - 1)
+            .limit(1)
+        )
+        if lowest is not None:  # PostgreSQL's ranks are float4: compared as read
+            page = page.where(rank >= cast(literal(lowest), REAL))
     page = page.offset(query.offset or None)
     if query.limit is not None:
         page = page.limit(query.limit)
