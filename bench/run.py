@@ -10,12 +10,14 @@ on whatever machine runs this.
 ``--only others`` everything but it; ``--quick`` uses small crawl sizes and one run;
 ``--runs N`` and ``--rss-sizes A,B`` override the crawl section's runs and RSS sizes.
 ``--only search`` rewrites the search section alone (synthetic catalogs of 20,000 and
-200,000 links; ``--search-sizes 20000,200000,1000000`` for the million).
+200,000 links on SQLite, 20,000 on PostgreSQL when installed; ``--search-sizes
+20000,200000,1000000`` for the million, ``--search-postgres-sizes`` for PostgreSQL's).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import math
@@ -24,6 +26,7 @@ import platform
 import random
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -348,17 +352,72 @@ def synthetic_catalog(url: str, documents: int, chunk: int = 20_000) -> None:
             refresh_documents(session, ids)
 
 
-def bench_search(documents: int = 20_000, repeat: int = 20) -> tuple[float, list[list[str]]]:
-    """Seconds to build a synthetic catalog of ``documents`` links (SQLite) and the
-    latency of the query set over it."""
-    from pipeline.catalog.db import forget_engine
+@contextlib.contextmanager
+def _postgres() -> Iterator[Callable[[], str]]:
+    """A throwaway PostgreSQL server on loopback (as the tests start one); yields a maker
+    of empty databases' URLs."""
+    import glob
+
+    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                         key=lambda p: int(p.split("/")[-2]))[-1])  # fmt: skip
+    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    def pg(*args: str) -> None:
+        subprocess.run([*prefix, *args], check=True, capture_output=True)
+
+    pg(str(bindir / "initdb"), "-D", str(data), "-U", "linkarchive", "--auth=trust",
+       "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
+    pg(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "server.log"), "-o",
+       f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off", "start")  # fmt: skip
+    made = 0
+
+    def make() -> str:
+        nonlocal made
+        made += 1
+        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "linkarchive",
+           f"bench{made}")  # fmt: skip
+        return f"postgresql+psycopg://linkarchive@127.0.0.1:{port}/bench{made}"
+
+    try:
+        yield make
+    finally:
+        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def postgres_installed() -> bool:
+    return bool(list(Path("/usr/lib/postgresql").glob("*/bin/initdb")))
+
+
+def bench_search(
+    documents: int = 20_000, repeat: int = 20, url: str | None = None
+) -> tuple[float, list[list[str]]]:
+    """Seconds to build a synthetic catalog of ``documents`` links (at ``url``, an empty
+    database; else a new SQLite file) and the latency of the query set over it."""
+    from pipeline.catalog.db import engine_for, forget_engine
 
     folder = Path(tempfile.mkdtemp(prefix="bench-search-"))
-    url = f"sqlite:///{folder / 'catalog.sqlite'}"
+    url = url or f"sqlite:///{folder / 'catalog.sqlite'}"
     try:
         started = time.perf_counter()
         synthetic_catalog(url, documents)
         built = time.perf_counter() - started
+        if url.startswith("postgresql"):  # planner statistics, as autovacuum would gather
+            from sqlalchemy import text
+
+            with engine_for(url).connect() as connection:
+                connection.execute(text("ANALYZE"))
+                connection.commit()
         rows = _search_latency(url, SEARCHES, repeat)
     finally:
         forget_engine(url)
@@ -366,27 +425,40 @@ def bench_search(documents: int = 20_000, repeat: int = 20) -> tuple[float, list
     return built, rows
 
 
-def search_section(replica: str, sizes: tuple[int, ...], repeat: int = 20) -> str:
+def search_section(
+    replica: str,
+    sizes: tuple[int, ...],
+    repeat: int = 20,
+    pg_sizes: tuple[int, ...] = (),
+    pg_repeat: int = 5,
+) -> str:
     """The search section: ``replica`` (the table over the replica crawl's catalog, or
-    NOT_RUN) and a table per synthetic catalog size, measured now."""
+    NOT_RUN) and a table per synthetic catalog size, on SQLite, then on PostgreSQL
+    (``pg_sizes``, ``pg_repeat`` runs: its ranking reads every match's text), measured
+    now."""
     parts = [
         f"""{SEARCH_HEADING}
 
 `search()` as the web app and the CLI call it: the first 50 rows with snippets, the total
-and every facet's counts; milliseconds on SQLite (FTS5): the median (p50) and the 95th
-percentile (p95) of {repeat} runs after a warm-up. "Results" ending in "+" is a capped
-count (at least that many).
+and every facet's counts; milliseconds: the median (p50) and the 95th percentile (p95) of
+{repeat} runs after a warm-up on SQLite (FTS5), of {pg_repeat} on PostgreSQL. "Results"
+ending in "+" is a capped count (at least that many).
 
 {REPLICA_INTRO}
 
 {replica.strip()}
 """
     ]
-    for documents in sizes:
-        print(f"search over {documents:,} links...", file=sys.stderr)
-        built, rows = bench_search(documents, repeat)
-        parts.append(f"""Over a synthetic catalog of {documents:,} links, each page 300 words
-drawn from 2,010 (built with its index in {built:.0f} s):
+    with contextlib.ExitStack() as stack:
+        databases = stack.enter_context(_postgres()) if pg_sizes else None
+        runs = [(n, None) for n in sizes] + [(n, databases) for n in pg_sizes]
+        for documents, make in runs:
+            print(f"search over {documents:,} links...", file=sys.stderr)
+            url = make() if make else None
+            built, rows = bench_search(documents, pg_repeat if url else repeat, url)
+            where = " on PostgreSQL" if url else ""
+            parts.append(f"""Over a synthetic catalog of {documents:,} links{where}, each page
+300 words drawn from 2,010 (built with its index in {built:.0f} s):
 
 {table(["query", "results", "p50 ms", "p95 ms"], rows)}
 """)
@@ -453,6 +525,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--search-repeat", type=int, default=20, help="search section: runs per query"
     )
+    parser.add_argument(
+        "--search-postgres-sizes",
+        help="search section: catalog sizes on PostgreSQL, started as the tests start it "
+        "(default 20000 when it is installed; empty: none)",
+    )
+    parser.add_argument(
+        "--search-postgres-repeat", type=int, default=5, help="search section: runs per query"
+    )
     return parser.parse_args(argv)
 
 
@@ -476,9 +556,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SEARCH_SIZES
     if args.search_sizes:
         sizes = tuple(int(n.replace("_", "")) for n in args.search_sizes.split(","))
+    pg_sizes: tuple[int, ...] = (20_000,) if postgres_installed() else ()
+    if args.search_postgres_sizes is not None:
+        pg_sizes = tuple(
+            int(n.replace("_", "")) for n in args.search_postgres_sizes.split(",") if n
+        )
+    pg = (pg_sizes, args.search_postgres_repeat)
     if args.only == "search":
         document = OUT.read_text(encoding="utf-8")
-        section = search_section(replica_table(document), sizes, args.search_repeat)
+        section = search_section(replica_table(document), sizes, args.search_repeat, *pg)
         OUT.write_text(splice(document, section))
         print(f"wrote {OUT}", file=sys.stderr)
         return 0
@@ -507,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
             print("browser capture...", file=sys.stderr)
             browser = bench_browser(world)
         replica = table(["query", "results", "p50 ms", "p95 ms"], SEARCH_REPLICA or None)
-        search = search_section(replica, sizes, args.search_repeat)
+        search = search_section(replica, sizes, args.search_repeat, *pg)
     workers = "## Workers\n\n" + NOT_RUN + "\n"
     if args.only != "crawl":
         from bench.workersbench import workers_section
