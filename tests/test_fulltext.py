@@ -320,17 +320,17 @@ def test_counts_stop_at_the_cap_and_say_so(catalog: str, monkeypatch: pytest.Mon
 def test_postgresql_uses_its_gin_index(catalog: str) -> None:
     if not catalog.startswith("postgresql"):
         pytest.skip("PostgreSQL only")
-    from pipeline.catalog.fulltext import PG_COLUMN
+    from pipeline.catalog.fulltext import PG_VECTOR
 
     with engine_for(catalog).begin() as connection:
         connection.execute(text("SET LOCAL enable_seqscan = off"))
         plan = connection.execute(
             text(
-                f"EXPLAIN SELECT link_id FROM search_documents WHERE {PG_COLUMN}"
+                f"EXPLAIN SELECT link_id FROM search_documents WHERE ({PG_VECTOR})"
                 " @@ to_tsquery('simple'::regconfig, 'blumen')"
             )
         ).scalars()
-        assert "ix_search_documents_tsvector" in "\n".join(plan)
+        assert "ix_search_documents_vector" in "\n".join(plan)
 
 
 # --- keeping the index in step ---------------------------------------------------------------

@@ -4,7 +4,8 @@ Each link has one row in ``search_documents`` holding its words (page title, lab
 names, metadata, text of its latest capture) folded in Python: NFKD, combining marks
 stripped, casefolded, so "Munchen" finds "München" on every database. SQLite searches them
 with an FTS5 table (``search_fts``, kept in step by triggers), PostgreSQL with a GIN index
-on a stored weighted ``tsvector`` of the 'simple' configuration (no extension needed).
+on a weighted ``tsvector`` of the 'simple' configuration (no extension needed), also
+stored for ranking.
 
 What users type (words, "phrases", OR, -excluded, prefix*) is parsed here into a small tree
 and rebuilt as a safe FTS5 expression or tsquery, always passed as a bound parameter.
@@ -72,7 +73,7 @@ _CHUNK = 500
 COUNT_CAP = 10_000
 # FTS5 column weights for bm25: title, label, place, meta, body.
 _BM25 = "bm25(search_fts, 10.0, 5.0, 5.0, 2.0, 1.0)"
-# The tsvector of a search document: migration 0013's generated column (0006 indexed it).
+# The expression of migration 0006's GIN index (kept identical so the index is used).
 PG_VECTOR = " || ".join(
     f"setweight(to_tsvector('simple'::regconfig, search_documents.{column}), '{weight}')"
     for column, weight in (
@@ -83,7 +84,7 @@ PG_VECTOR = " || ".join(
         ("body", "D"),
     )
 )
-# PostgreSQL's stored tsvector of PG_VECTOR (migration 0013), GIN-indexed: ranking reads it.
+# PG_VECTOR stored (migration 0013): ranking reads it instead of rebuilding each match's.
 PG_COLUMN = "search_documents.vector"
 # Serialises, within a process, the first use's filling of an old catalog's documents.
 _PREPARE_LOCK = Lock()
@@ -525,14 +526,14 @@ def _text_match(session: Session, parsed: ParsedQuery) -> tuple[Any, Any, list[A
         return joined, rank, conditions
 
     config = literal_column("'simple'::regconfig")
-    vector = literal_column(PG_COLUMN)
+    vector = literal_column(PG_VECTOR)  # matched through migration 0006's GIN index
     documents = select(SearchDocument.link_id)
     if parsed.groups:
         tsquery = func.to_tsquery(config, literal(parsed.tsquery()))
         joined = (
             select(
                 SearchDocument.link_id.label("link_id"),
-                func.ts_rank(vector, tsquery).label("rank"),
+                func.ts_rank(literal_column(PG_COLUMN), tsquery).label("rank"),
             )
             .where(vector.op("@@")(tsquery))
             .subquery("ts_match")
