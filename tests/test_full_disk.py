@@ -69,7 +69,10 @@ def _crawl(home: Path, site: WireServer, min_free: int, *args: str) -> subproces
                           capture_output=True, text=True, timeout=400)  # fmt: skip
 
 
-def _assert_nothing_damaged(home: Path) -> None:
+def _assert_nothing_damaged(home: Path, *, all_indexed: bool = True) -> None:
+    """Every file closed and whole, the catalog sound and listing only files that exist
+    (with ``all_indexed``, every one: a stop on a full disk may leave a closed file the
+    catalog had no room to index yet, which the resume indexes)."""
     where = paths(home)
     assert not list(where.warcs.glob("*.open")), "every file closed or recovered"
     with sqlite3.connect(where.home / "catalog.sqlite") as db:
@@ -77,7 +80,7 @@ def _assert_nothing_damaged(home: Path) -> None:
     with session_scope(where.database_url) as session:
         listed = {Path(f.path).name for f in session.scalars(select(WarcFile))}
     files = sorted(where.warcs.glob("*.warc.gz"))
-    assert listed == {f.name for f in files}
+    assert listed == {f.name for f in files} if all_indexed else listed <= {f.name for f in files}
     for path in files:
         list(iter_records(path))  # every record whole (raises otherwise)
         check = subprocess.run([sys.executable, "-m", "warcio.cli", "check", str(path)],
@@ -107,7 +110,7 @@ def test_a_full_disk_stops_the_crawl_in_one_line_and_resume_finishes_it(
     # "running" when even closing the run found no room: its flow is gone, so `--resume`
     # finds it by its free liveness lock. With no room left, none may be indexed yet.
     assert status in ("interrupted", "running") and archived < LINKS
-    _assert_nothing_damaged(home)
+    _assert_nothing_damaged(home, all_indexed=False)
     fetched = len(site.exchanges)
 
     subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
