@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bench.postgres import PostgresServer
 from bench.seaweed import s3_client, weed_binary, weed_s3
 from bench.site import free_port
 
@@ -90,7 +91,7 @@ class Cluster:
         self.store = ""
         self._procs: list[subprocess.Popen[bytes]] = []
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
-        self._pg_stop: list[str] = []
+        self._pg: PostgresServer | None = None
         self._stack = ExitStack()  # the S3 server, when SeaweedFS's
 
     # --- services -------------------------------------------------------------------------
@@ -125,36 +126,13 @@ class Cluster:
         return self
 
     def _postgres(self) -> tuple[str, str]:
-        bindirs = sorted(
-            glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2])
-        )
-        if not bindirs:
-            raise RuntimeError("PostgreSQL is not installed (`.ci/run` installs it)")
-        bindir = Path(bindirs[-1])
-        data, sockets = self.root / "pg" / "data", self.root / "pg" / "sockets"
-        sockets.mkdir(parents=True)
-        prefix: list[str] = []
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            for path in (self.root, self.root / "pg", sockets):
-                shutil.chown(path, "postgres")
-            prefix = ["runuser", "-u", "postgres", "--"]
-        port = free_port()
-
-        def pg(*args: str) -> None:
-            subprocess.run([*prefix, *args], check=True, capture_output=True)
-
-        pg(str(bindir / "initdb"), "-D", str(data), "-U", "linkarchive", "--auth=trust",
-           "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(self.root / "pg" / "log"),
-           "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-           "-c max_connections=300", "start")  # fmt: skip
-        self._pg_stop = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                         "stop"]  # fmt: skip
-        for name in ("catalog", "prefect"):
-            pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U",
-               "linkarchive", name)  # fmt: skip
-        base = f"linkarchive@127.0.0.1:{port}"
-        return f"postgresql+psycopg://{base}/catalog", f"postgresql+asyncpg://{base}/prefect"
+        self._pg = PostgresServer(
+            settings=["max_connections=300"],
+            stop_mode="immediate",
+            keep=bool(os.environ.get("LINKARCHIVE_KEEP_CLUSTER")),
+            prefix="linkarchive-cluster-pg-",
+        ).start()
+        return self._pg.createdb("catalog"), self._pg.createdb("prefect", driver="asyncpg")
 
     def _start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = (self.root / f"{name}.log").open("ab")
@@ -301,8 +279,9 @@ class Cluster:
                 kill_tree(proc.pid)
                 proc.wait()
         self._stack.close()
-        if self._pg_stop:
-            subprocess.run(self._pg_stop, capture_output=True, check=False)
+        if self._pg is not None:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._pg.stop()
         if not os.environ.get("LINKARCHIVE_KEEP_CLUSTER"):
             shutil.rmtree(self.root, ignore_errors=True)
 

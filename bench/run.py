@@ -26,7 +26,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -354,49 +353,25 @@ def synthetic_catalog(url: str, documents: int, chunk: int = 20_000) -> None:
 
 @contextlib.contextmanager
 def _postgres() -> Iterator[Callable[[], str]]:
-    """A throwaway PostgreSQL server on loopback (as the tests start one); yields a maker
-    of empty databases' URLs."""
-    import glob
+    """A throwaway PostgreSQL server on loopback (``bench.postgres``, as the tests start
+    one); yields a maker of empty databases' URLs."""
+    from bench.postgres import PostgresServer
 
-    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                         key=lambda p: int(p.split("/")[-2]))[-1])  # fmt: skip
-    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    with PostgresServer(prefix="bench-pg-") as server:
+        made = 0
 
-    def pg(*args: str) -> None:
-        subprocess.run([*prefix, *args], check=True, capture_output=True)
+        def make() -> str:
+            nonlocal made
+            made += 1
+            return server.createdb(f"bench{made}")
 
-    pg(str(bindir / "initdb"), "-D", str(data), "-U", "linkarchive", "--auth=trust",
-       "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
-    pg(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "server.log"), "-o",
-       f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off", "start")  # fmt: skip
-    made = 0
-
-    def make() -> str:
-        nonlocal made
-        made += 1
-        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "linkarchive",
-           f"bench{made}")  # fmt: skip
-        return f"postgresql+psycopg://linkarchive@127.0.0.1:{port}/bench{made}"
-
-    try:
         yield make
-    finally:
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def postgres_installed() -> bool:
-    return bool(list(Path("/usr/lib/postgresql").glob("*/bin/initdb")))
+    from bench.postgres import installed
+
+    return installed()
 
 
 def bench_search(

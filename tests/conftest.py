@@ -153,42 +153,16 @@ def free_port() -> int:
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL catalog URL: $LINKARCHIVE_TEST_POSTGRES_URL, else a throwaway
     server started from the installed PostgreSQL binaries (`.ci/run` installs them)."""
-    import glob
-    import shutil
+    from bench.postgres import NOT_INSTALLED, PostgresServer, installed
 
     given = os.environ.get("LINKARCHIVE_TEST_POSTGRES_URL")
     if given:
         yield given
         return
-    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
-    if not bindirs:
-        pytest.skip("PostgreSQL is not installed (`.ci/run` installs it)")
-    bindir = Path(bindirs[-1])
-    # Not under pytest's own temp folder: that one is private to root.
-    root = Path(tempfile.mkdtemp(prefix="linkarchive-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-
-    def pg(*args: str) -> None:
-        subprocess.run([*prefix, *args], check=True, capture_output=True)
-
-    pg(str(bindir / "initdb"), "-D", str(data), "-U", "linkarchive", "--auth=trust",
-       "--encoding=UTF8", "--locale=C.UTF-8")  # fmt: skip
-    pg(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "server.log"), "-o",
-       f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off", "start")  # fmt: skip
-    try:
-        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "linkarchive",
-           "catalog")  # fmt: skip
-        yield f"postgresql+psycopg://linkarchive@127.0.0.1:{port}/catalog"
-    finally:
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+    if not installed():
+        pytest.skip(NOT_INSTALLED)
+    with PostgresServer() as server:
+        yield server.createdb("catalog")
 
 
 _SESSION_STARTED = time.time()
