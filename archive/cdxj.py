@@ -7,8 +7,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from cdxj_indexer import CDXJIndexer
-
 __all__ = ["REPLAYED_RECORDS", "cdxj_name", "read_cdxj", "write_cdxj"]
 
 REPLAYED_RECORDS = "response,revisit,resource"  # cdxj-indexer takes a comma list
@@ -26,6 +24,10 @@ def write_cdxj(warc: Path, directory: Path) -> Path:
     response, revisit and resource records (not our metadata records, which share their
     response's URL and would be served in its place), ``filename`` being the base name.
     """
+    # Here, not at the top: cdxj-indexer (with surt, tldextract) takes a fifth of a
+    # second to import, and every reader of ``archive`` (e.g. `get`) would pay it.
+    from cdxj_indexer import CDXJIndexer
+
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / cdxj_name(warc)
     partial = target.with_name(target.name + ".partial")

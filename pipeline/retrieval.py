@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
@@ -29,8 +30,10 @@ from pipeline.catalog.queries import get_capture, payload_capture, resolve_captu
 from pipeline.config import Paths
 from pipeline.evidence.custody import append_event, record_capture_events
 from pipeline.evidence.ledgerfile import keep_ledger
-from pipeline.evidence.package import Exported, export_evidence
 from pipeline.storage import read_from_store
+
+if TYPE_CHECKING:
+    from pipeline.evidence.package import Exported
 
 __all__ = [
     "Retrieved",
@@ -249,6 +252,10 @@ def export_package(
     ``actor`` is who exports (default: ``requested_by``, else the operator); the custody
     ``exported`` event names them, and ``requested_by`` too when both are given.
     """
+    # Here, not at the top: `get` and downloads need not import the packaging (WACZ,
+    # signing, timestamps) and, through it, the indexer's extraction libraries.
+    from pipeline.evidence.package import export_evidence
+
     with session_scope(where.database_url, write_lock=True) as session:
         keep_ledger(session, where)
         capture = resolve_capture(session, target, capture_id, at)

@@ -24,13 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive import StoredRecord
-from archive.cdxj import write_cdxj
 from archive.store import StoredFile, StoreError, WarcStorage, open_storage, read_stored_record
 from pipeline.catalog import session_scope
 from pipeline.catalog.models import Capture, WarcFile
 from pipeline.config import Paths
 from pipeline.evidence.ledgerfile import keep_ledger
-from pipeline.indexer import index_files
 
 
 def configured_storage() -> WarcStorage | None:
@@ -108,6 +106,11 @@ def move_into_store(where: Paths, storage: WarcStorage, database_url: str) -> Pu
     indexes is already in the store. A store that does not answer leaves the file here
     for the next pass.
     """
+    # Only workers index: readers of records (`get`, downloads) need not import the
+    # indexer and its extraction libraries (half a second of every `get` command).
+    from archive.cdxj import write_cdxj
+    from pipeline.indexer import index_files
+
     result = PushResult()
     with session_scope(database_url) as session:
         known = set(session.scalars(select(WarcFile.name)))

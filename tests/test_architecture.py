@@ -45,3 +45,20 @@ def test_only_the_cli_reaches_up_into_flows() -> None:
         if "flows" in imported_modules(path)
     ]
     assert users and all(user.startswith("pipeline/cli/") for user in users), users
+
+
+def test_reading_a_record_imports_no_indexer() -> None:
+    """`get` and downloads read one record: they need not import the indexer, the
+    extraction libraries or cdxj-indexer (half a second of every `linkarchive get`)."""
+    import subprocess
+    import sys
+
+    heavy = ["pipeline.indexer", "pipeline.extract", "pipeline.evidence.package", "cdxj_indexer"]
+    code = (
+        "import sys, pipeline.retrieval, pipeline.storage, archive; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"
