@@ -29,6 +29,7 @@ NOT_RESTORED: dict[str, str] = {
     "web_sessions": "sign-ins to the web app",
     "crawl_units": "how a run in flight was shared out among workers",
     "search_documents": "derived from links and page metadata: rebuilt from them",
+    "search_changes": "the search index's log of changes: a rebuilt catalog's index is new",
     "crawl_runs.*": "runs come back by id, marked rebuilt (their options are not archived)",
     "warc_files.indexed_at": "when this catalog indexed the file",
     "sources.imported_at": "when this catalog merged the source",

@@ -2,48 +2,36 @@
 
 Each link has one row in ``search_documents`` holding its words (page title, label, place
 names, metadata, text of its latest capture) folded in Python: NFKD, combining marks
-stripped, casefolded, so "Munchen" finds "München" on every database. SQLite searches them
-with an FTS5 table (``search_fts``, kept in step by triggers), PostgreSQL with a GIN index
-on a weighted ``tsvector`` of the 'simple' configuration (no extension needed), also
-stored for ranking.
+stripped, casefolded, so "Munchen" finds "München" on every database. The search index
+(``catalog.searchindex``, tantivy) is built from them and catches up with the catalog
+before each search; it matches, ranks (BM25, title weighted most), counts and facets,
+the same on SQLite and PostgreSQL. The page's rows and snippets come from the catalog.
 
 What users type (words, "phrases", OR, -excluded, prefix*) is parsed here into a small tree
-and rebuilt as a safe FTS5 expression or tsquery, always passed as a bound parameter.
+and built into index queries term by term: nothing typed is ever parsed by the engine.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from threading import Lock
 from typing import Any
 
+import tantivy
 from markupsafe import Markup, escape
-from sqlalchemy import (
-    REAL,
-    ColumnElement,
-    Float,
-    Integer,
-    Select,
-    cast,
-    delete,
-    func,
-    insert,
-    literal,
-    literal_column,
-    null,
-    select,
-    text,
-    union_all,
-)
+from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session, aliased
+from tantivy import Occur
 
+from pipeline.catalog import searchindex
 from pipeline.catalog.models import (
     Capture,
     City,
@@ -55,7 +43,16 @@ from pipeline.catalog.models import (
     PageMetadataRow,
     SearchDocument,
 )
-from pipeline.catalog.queries import QueryError, Selection, _filtered, _iso
+from pipeline.catalog.queries import (
+    QueryError,
+    _iso,
+    check_kind,
+    check_status,
+    find_cities,
+    find_country,
+    known_links,
+)
+from pipeline.catalog.searchindex import SCHEMA
 from pipeline.linkcheck.standing import check_label, death_rule, standing_label
 
 MARK_START, MARK_END = "\x02", "\x03"
@@ -68,24 +65,8 @@ MAX_BODY = 200_000  # characters of folded text indexed per field (a tsvector is
 MAX_TERMS = 32
 SNIPPET_WORDS = 30
 _CHUNK = 500
-# Totals and facet counts stop at this many matches (then shown as "10,000+"): counting
-# every match of a large catalog grows with it, and so would each page's time.
-COUNT_CAP = 10_000
-# FTS5 column weights for bm25: title, label, place, meta, body.
-_BM25 = "bm25(search_fts, 10.0, 5.0, 5.0, 2.0, 1.0)"
-# The expression of migration 0006's GIN index (kept identical so the index is used).
-PG_VECTOR = " || ".join(
-    f"setweight(to_tsvector('simple'::regconfig, search_documents.{column}), '{weight}')"
-    for column, weight in (
-        ("title", "A"),
-        ("label", "B"),
-        ("place", "B"),
-        ("meta", "C"),
-        ("body", "D"),
-    )
-)
-# PG_VECTOR stored (migration 0013): ranking reads it instead of rebuilding each match's.
-PG_COLUMN = "search_documents.vector"
+# Matches the index finds per row wanted, and at least, that are then scored exactly.
+RERANKED, RERANK_MIN = 4, 200
 # Serialises, within a process, the first use's filling of an old catalog's documents.
 _PREPARE_LOCK = Lock()
 
@@ -127,10 +108,8 @@ class SearchQuery:
 class SearchResult:
     """A page of ranked rows, the size of the whole result set, and its facet counts.
 
-    ``exact`` is False when more than :data:`COUNT_CAP` links match: ``total`` is then
-    COUNT_CAP (at least that many match) and each facet count is a lower bound, counted
-    over the first COUNT_CAP + 1 matches found (in no particular order); the rows are
-    ranked over every match all the same.
+    ``exact``: counts are exact (always, since the search index counts every match; kept
+    for clients of the API, which reports it).
     """
 
     total: int
@@ -275,6 +254,8 @@ def _matches(word: str, terms: Sequence[Term]) -> bool:
         for index, wanted in enumerate(term.words):
             last = index == len(term.words) - 1
             if word == wanted or (term.prefix and last and word.startswith(wanted)):
+                return True
+            if searchindex.UNSPACED.search(wanted) and wanted in word:  # within a run
                 return True
     return False
 
@@ -494,96 +475,84 @@ def _month_range(value: str, name: str) -> tuple[date, date]:
     return first, date(year + (first.month == 12), first.month % 12 + 1, 1)
 
 
-def _month(session: Session, column: Any) -> ColumnElement[str]:
-    if _dialect(session) == "sqlite":
-        return func.strftime("%Y-%m", column)
-    return func.to_char(column, "YYYY-MM")
+def _days(first: date, after: date) -> tuple[int | None, int | None]:
+    return searchindex.day_number(first), searchindex.day_number(after - timedelta(days=1))
 
 
-def _text_match(session: Session, parsed: ParsedQuery) -> tuple[Any, Any, list[Any]]:
-    """(a FROM to join on links.id or None, its rank column or None, extra conditions)."""
-    conditions: list[Any] = []
-    joined = rank = None
-    if _dialect(session) == "sqlite":
-
-        def matching(expression: str, name: str) -> Any:
-            return (
-                text(
-                    f"SELECT rowid AS link_id, -{_BM25} AS rank FROM search_fts"
-                    f" WHERE search_fts MATCH :{name}"
-                )
-                .bindparams(**{name: expression})
-                .columns(link_id=Integer, rank=Float)
-                .subquery(name)
-            )
-
-        if parsed.groups:
-            joined = matching(parsed.fts5(), "fts_match")
-            rank = joined.c.rank
-        if parsed.excluded:
-            excluded = matching(parsed.fts5(parsed.excluded), "fts_excluded")
-            conditions.append(Link.id.not_in(select(excluded.c.link_id)))
-        return joined, rank, conditions
-
-    config = literal_column("'simple'::regconfig")
-    vector = literal_column(PG_VECTOR)  # matched through migration 0006's GIN index
-    documents = select(SearchDocument.link_id)
-    if parsed.groups:
-        tsquery = func.to_tsquery(config, literal(parsed.tsquery()))
-        joined = (
-            select(
-                SearchDocument.link_id.label("link_id"),
-                func.ts_rank(literal_column(PG_COLUMN), tsquery).label("rank"),
-            )
-            .where(vector.op("@@")(tsquery))
-            .subquery("ts_match")
-        )
-        rank = joined.c.rank
-    if parsed.excluded:
-        tsquery = func.to_tsquery(config, literal(parsed.tsquery(parsed.excluded)))
-        conditions.append(Link.id.not_in(documents.where(vector.op("@@")(tsquery))))
-    return joined, rank, conditions
+def _term_query(term: Term, field_name: str) -> tantivy.Query:
+    """One word or phrase in one field; unspaced scripts as phrases of character pairs."""
+    tokens = [t for w in term.words for t in searchindex.index_tokens(w, last_alone=False)]
+    if term.prefix and not searchindex.UNSPACED.search(term.words[-1]):
+        if len(tokens) == 1:  # every word it starts (folded words are letters and digits)
+            return tantivy.Query.regex_query(SCHEMA, field_name, re.escape(tokens[0]) + ".*")
+        return tantivy.Query.phrase_prefix_query(SCHEMA, field_name, tokens)
+    if len(tokens) == 1 and len(tokens[0]) == 1 and searchindex.UNSPACED.match(tokens[0]):
+        # One character: the pairs it starts, or itself ending a run.
+        return tantivy.Query.regex_query(SCHEMA, field_name, re.escape(tokens[0]) + ".?")
+    if len(tokens) == 1:
+        return tantivy.Query.term_query(SCHEMA, field_name, tokens[0])
+    return tantivy.Query.phrase_query(SCHEMA, field_name, tokens)
 
 
-def _base(session: Session, query: SearchQuery, parsed: ParsedQuery | None) -> tuple[Select, Any]:
-    """The matching links with their joins and filters, and the rank column (or None)."""
-    statement = (
-        select(Link.id)
-        .join(Country, Link.country_id == Country.id)
-        .outerjoin(City, Link.city_id == City.id)
-        .outerjoin(Capture, Capture.id == Link.last_capture_id)
-        .outerjoin(PageMetadataRow, PageMetadataRow.capture_id == Link.last_capture_id)
+def _anywhere(terms: Sequence[Term]) -> tantivy.Query:
+    """Any of ``terms`` in any text field, each field's score weighted."""
+    return tantivy.Query.boolean_query(
+        [
+            (Occur.Should, tantivy.Query.boost_query(_term_query(term, name), weight))
+            for term in terms
+            for name, weight in searchindex.TEXT_FIELDS
+        ]
     )
-    selection = Selection(
-        country=query.country or None,
-        city=query.city or None,
-        kind=query.kind or None,
-        status=query.status or None,
-        link_ids=query.link_ids,
-    )
-    statement = _filtered(session, statement, selection)
+
+
+def _filters(session: Session, query: SearchQuery) -> list[tantivy.Query]:
+    """The filters of ``query`` as index queries (names resolved in the catalog)."""
+    found: list[tantivy.Query] = []
+
+    def one_of(name: str, values: Iterable[int]) -> tantivy.Query:
+        return tantivy.Query.term_set_query(SCHEMA, name, list(values))
+
+    country = find_country(session, query.country) if query.country else None
+    if country is not None:
+        found.append(tantivy.Query.term_query(SCHEMA, "country_id", country.id))
+    if query.city:
+        found.append(one_of("city_id", [c.id for c in find_cities(session, query.city, country)]))
+    if query.link_ids is not None:
+        found.append(one_of("link_id", known_links(session, query.link_ids)))
+    if query.kind:
+        found.append(tantivy.Query.term_query(SCHEMA, "kind", check_kind(query.kind)))
+    if query.status:
+        found.append(tantivy.Query.term_query(SCHEMA, "status", check_status(query.status)))
     if query.language:
         wanted = query.language.strip().casefold()
-        statement = statement.where(func.lower(PageMetadataRow.language) == wanted)
+        found.append(tantivy.Query.term_query(SCHEMA, "language_key", wanted))
+    ranges: list[tuple[str, int | None, int | None]] = []
     if query.published:
-        first, after = _month_range(query.published, "published")
-        statement = statement.where(
-            PageMetadataRow.published >= first, PageMetadataRow.published < after
-        )
+        ranges.append(("published_day", *_days(*_month_range(query.published, "published"))))
     if query.captured:
-        first, after = _month_range(query.captured, "captured")
-        statement = statement.where(Capture.captured_at >= first, Capture.captured_at < after)
-    if query.since:
-        statement = statement.where(PageMetadataRow.published >= query.since)
-    if query.until:
-        statement = statement.where(PageMetadataRow.published <= query.until)
-    rank = None
+        ranges.append(("captured_day", *_days(*_month_range(query.captured, "captured"))))
+    if query.since or query.until:
+        since, until = searchindex.day_number(query.since), searchindex.day_number(query.until)
+        ranges.append(("published_day", since, until))
+    for name, low, high in ranges:
+        found.append(
+            tantivy.Query.range_query(SCHEMA, name, tantivy.FieldType.Integer, low, high)
+            if low is not None or high is not None
+            else tantivy.Query.exists_query(name)
+        )
+    return found
+
+
+def _matching(session: Session, query: SearchQuery, parsed: ParsedQuery | None) -> tantivy.Query:
+    """The index query of ``query``: every text group and filter, no excluded term."""
+    clauses: list[tuple[Occur, tantivy.Query]] = []
     if parsed is not None:
-        joined, rank, conditions = _text_match(session, parsed)
-        if joined is not None:
-            statement = statement.join(joined, joined.c.link_id == Link.id)
-        statement = statement.where(*conditions)
-    return statement, rank
+        clauses += [(Occur.Must, _anywhere(group)) for group in parsed.groups]
+        clauses += [(Occur.MustNot, _anywhere([term])) for term in parsed.excluded]
+    clauses += [(Occur.Must, f) for f in _filters(session, query)]
+    if not any(occur == Occur.Must for occur, _ in clauses):
+        clauses.append((Occur.Must, tantivy.Query.all_query()))
+    return tantivy.Query.boolean_query(clauses)
 
 
 def search(session: Session, query: SearchQuery, *, facets: bool = True) -> SearchResult:
@@ -593,105 +562,121 @@ def search(session: Session, query: SearchQuery, *, facets: bool = True) -> Sear
         raise QueryError("limit and offset cannot be negative")
     parsed = parse_query(query.text) if query.text and query.text.strip() else None
     _prepare(session)
-    base, rank = _base(session, query, parsed)
-    counts = _facet_counts(session, base, facets, COUNT_CAP)
-    total = counts.pop("total", [("", 0)])[0][1]
-    exact = COUNT_CAP is None or total <= COUNT_CAP
-    rows = _rows(session, base, rank, parsed, query)
-    return SearchResult(
-        total=total if exact else COUNT_CAP,
-        rows=rows,
-        facets=counts if facets else {},
-        exact=exact,
-    )
+    index = searchindex.for_session(session)
+    searcher = index.searcher()
+    matching = _matching(session, query, parsed)
+    total = searcher.search(matching, 1, count=True).count or 0
+    counts = _facet_counts(searcher, matching) if facets else {}
+    ranked = _ranked(session, index, searcher, matching, query, parsed, total)
+    return SearchResult(total=total, rows=_rows(session, ranked, parsed), facets=counts)
 
 
-def _facet_counts(
-    session: Session, base: Select, facets: bool, cap: int | None = None
-) -> dict[str, list]:
-    """Total and facet counts over the matching set (its first ``cap`` + 1 links found
-    when ``cap`` is given), in one statement."""
-    columns = {
-        "country": Country.name,
-        "city": City.name,
-        "kind": Link.kind,
-        "language": PageMetadataRow.language,
-        "status": Link.status,
-        "published": _month(session, PageMetadataRow.published),
-        "captured": _month(session, Capture.captured_at),
-    }
-    labelled = [c.label(f"f_{n}") for n, c in columns.items()] if facets else []
-    matching = base.with_only_columns(Link.id.label("link_id"), *labelled)
-    if cap is not None:
-        matching = matching.limit(cap + 1)
-    matching = matching.cte("matching")
-    if facets:  # read eight times: computed once
-        matching = matching.prefix_with("MATERIALIZED")
-    total = select(literal("total").label("facet"), literal(None).label("value"), func.count())
-    parts = [total.select_from(matching)]
-    if facets:
-        for name in FACETS:
-            value = matching.c[f"f_{name}"]
-            parts.append(
-                select(literal(name), value, func.count()).where(value.is_not(None)).group_by(value)
-            )
-    counts: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
-    counts["total"] = []
-    for facet, value, count in session.execute(union_all(*parts)):
-        counts[facet].append(("" if value is None else str(value), int(count)))
+def _facet_counts(searcher: tantivy.Searcher, matching: tantivy.Query) -> dict[str, list]:
+    """Each facet's values and counts over every match, most frequent first."""
+    request = {name: {"terms": {"field": name, "size": 65_000}} for name in FACETS}
+    found = searcher.aggregate(matching, request)
+    counts = {}
     for name in FACETS:
-        counts[name].sort(key=lambda pair: (-pair[1], pair[0]))
+        pairs = [(b["key"], int(b["doc_count"])) for b in found[name]["buckets"]]
+        counts[name] = sorted(pairs, key=lambda pair: (-pair[1], pair[0]))
     return counts
 
 
-_LISTING_FILTERS = ("country", "city", "kind", "language", "status", "captured", "link_ids")
+def bm25_idf(documents: int, matching: int) -> float:
+    """A term's inverse document frequency as FTS5's bm25() computes it."""
+    idf = math.log((documents - matching + 0.5) / (matching + 0.5))
+    return idf if idf > 0.0 else 1e-6
 
 
-def _newest_first(session: Session, page: Select, base: Select, query: SearchQuery) -> Select:
-    """``page`` (newest publication first, no text) limited to the links published on or
-    after the date of its last row, found by walking ``ix_page_metadata_published`` from
-    the newest: the same rows in the same order, without sorting every link.
+def _occurrences(words: list[str], term: Term) -> int:
+    """How many times ``term`` occurs in ``words`` (a phrase: its words in a row)."""
+    first, rest = term.words[0], term.words[1:]
+    last = len(term.words) - 1
 
-    Only when no filter but the publication dates is given: another filter can leave few
-    links among many dates, and the walk would then read most of the index.
+    def same(word: str, wanted: str, index: int) -> bool:
+        if searchindex.UNSPACED.search(wanted):
+            return wanted in word
+        return word == wanted or (term.prefix and index == last and word.startswith(wanted))
+
+    if not rest and not term.prefix and not searchindex.UNSPACED.search(first):
+        return words.count(first)
+    found = 0
+    for start, word in enumerate(words):
+        if same(word, first, 0) and all(
+            start + i < len(words) and same(words[start + i], wanted, i)
+            for i, wanted in enumerate(rest, 1)
+        ):
+            found += 1
+    return found
+
+
+def bm25(
+    columns: Sequence[list[str]], terms: Sequence[Term], idf: Sequence[float], average: float
+) -> float:
+    """The relevance of a document (its text fields' words) to ``terms``: SQLite FTS5's
+    bm25() with the fields' weights, operation for operation (k1 1.2, b 0.75)."""
+    k1, b = 1.2, 0.75
+    length = float(sum(len(words) for words in columns))
+    score = 0.0
+    for term, term_idf in zip(terms, idf, strict=True):
+        frequency = 0.0
+        for words, (_, weight) in zip(columns, searchindex.TEXT_FIELDS, strict=True):
+            frequency += weight * _occurrences(words, term)
+        score += term_idf * (
+            (frequency * (k1 + 1.0)) / (frequency + k1 * (1 - b + b * length / average))
+        )
+    return score
+
+
+def _ranked(
+    session: Session,
+    index: searchindex.SearchIndex,
+    searcher: tantivy.Searcher,
+    matching: tantivy.Query,
+    query: SearchQuery,
+    parsed: ParsedQuery | None,
+    total: int,
+) -> list[tuple[int, float | None]]:
+    """The page's (link id, score) pairs, best first, ties in listing order; without text
+    in listing order (newest publication first, then place and id).
+
+    The index finds the best :data:`RERANKED` per row wanted (at least
+    :data:`RERANK_MIN`), which are then scored exactly as SQLite FTS5's bm25() scored
+    them before the index (:func:`bm25`): so a result set that size or smaller is in the
+    same order as it always was, and the best rows of a larger one almost always are.
     """
-    if any(getattr(query, name) for name in _LISTING_FILTERS):
-        return page
-    walked = aliased(PageMetadataRow)
-    bounds = [walked.published.is_not(None)]
-    if query.published:
-        first, after = _month_range(query.published, "published")
-        bounds += [walked.published >= first, walked.published < after]
-    if query.since:
-        bounds.append(walked.published >= query.since)
-    if query.until:
-        bounds.append(walked.published <= query.until)
-    listed = base.with_only_columns(literal(1)).where(Link.last_capture_id == walked.capture_id)
-    last = (
-        select(walked.published)
-        .with_hint(walked, "INDEXED BY ix_page_metadata_published", "sqlite")
-        .where(*bounds, listed.exists())
-        .order_by(walked.published.desc())
-        .offset(query.offset + query.limit - 1)
-        .limit(1)
-    )
-    threshold = session.scalar(last)
-    if threshold is None:  # fewer dated links than the page reaches: sort them all
-        return page
-    recent = aliased(PageMetadataRow)
-    since = (
-        select(recent.capture_id)
-        .with_hint(recent, "INDEXED BY ix_page_metadata_published", "sqlite")
-        .where(recent.published >= threshold)
-    )
-    return page.where(Link.last_capture_id.in_(since))
+    wanted = total if query.limit is None else min(total, query.offset + query.limit)
+    if wanted <= query.offset:
+        return []
+    if parsed is None or not parsed.groups:
+        hits = searcher.search(
+            matching, wanted - query.offset, count=False, order_by_field="listing",
+            offset=query.offset, order=tantivy.Order.Asc,
+        ).hits  # fmt: skip
+        return [(link_id, None) for link_id in searchindex.link_ids(searcher, hits)]
+    window = min(total, max(RERANK_MIN, RERANKED * wanted))
+    hits = searcher.search(matching, window, count=False).hits
+    stored = [searcher.doc(address) for _, address in hits]
+    candidates = {doc["link_id"][0]: doc["listing"][0] for doc in stored}
+    terms = parsed.terms
+    found = [searcher.search(_anywhere([t]), 1, count=True).count or 0 for t in terms]
+    idf = [bm25_idf(searcher.num_docs, n) for n in found]
+    average = index.average_words(searcher)
+    scored = []
+    for start in range(0, len(hits), _CHUNK):
+        chunk = list(candidates)[start : start + _CHUNK]
+        documents = select(SearchDocument).where(SearchDocument.link_id.in_(chunk))
+        for document in session.scalars(documents):
+            columns = [(getattr(document, n) or "").split() for n, _ in searchindex.TEXT_FIELDS]
+            score = bm25(columns, terms, idf, average)
+            scored.append((-score, candidates[document.link_id], document.link_id))
+    scored.sort()
+    return [(link_id, -score) for score, _, link_id in scored[query.offset : wanted]]
 
 
 def _rows(
-    session: Session, base: Select, rank: Any, parsed: ParsedQuery | None, query: SearchQuery
+    session: Session, ranked: list[tuple[int, float | None]], parsed: ParsedQuery | None
 ) -> list[dict[str, Any]]:
-    if query.limit == 0:
-        return []
     outcome = aliased(CrawlOutcome)
     latest_outcome = (
         select(func.max(CrawlOutcome.id)).where(CrawlOutcome.link_id == Link.id).scalar_subquery()
@@ -705,28 +690,6 @@ def _rows(
         .where(Media.link_id == Link.id, Media.run_id == Capture.run_id, Media.kind == "image")
         .scalar_subquery()
     )
-    # The page's ids first, then their details: SQLite would otherwise compute every
-    # column (subqueries included) of every matching row before sorting.
-    rank_column = rank if rank is not None else cast(null(), Float)
-    order = [PageMetadataRow.published.desc().nulls_last(), Country.name, City.name, Link.id]
-    if rank is not None:
-        order.insert(0, rank.desc())
-    page = base.with_only_columns(Link.id, rank_column).order_by(*order)
-    if rank is None and query.limit is not None:
-        page = _newest_first(session, page, base, query)
-    elif query.limit is not None:  # the page's lowest rank first, without the other keys
-        lowest = session.scalar(
-            base.with_only_columns(rank)
-            .order_by(rank.desc())
-            .offset(query.offset + query.limit - 1)
-            .limit(1)
-        )
-        if lowest is not None:  # PostgreSQL's ranks are float4: compared as read
-            page = page.where(rank >= cast(literal(lowest), REAL))
-    page = page.offset(query.offset or None)
-    if query.limit is not None:
-        page = page.limit(query.limit)
-    ranked = list(session.execute(page).tuples())
     details = (
         select(Link, Country, City, Capture, PageMetadataRow, outcome, check, images)
         .join(Country, Link.country_id == Country.id)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -330,7 +331,7 @@ class SearchDocument(Base):
     """What full-text search indexes of a link: its words, folded (see ``catalog.fulltext``).
 
     One row per link, rebuilt by ``fulltext.refresh_documents`` whenever the link or its
-    latest capture changes; SQLite's FTS5 table and PostgreSQL's GIN index are built on it.
+    latest capture changes; the search index (``catalog.searchindex``) is built from them.
     """
 
     __tablename__ = "search_documents"
@@ -341,3 +342,17 @@ class SearchDocument(Base):
     place: Mapped[str] = mapped_column(Text, default="")
     meta: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
+
+
+class SearchChange(Base):
+    """A link whose search document or facets changed, logged by triggers (migration 0014)
+    so that each search index catches up from the last change it applied."""
+
+    __tablename__ = "search_changes"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime, server_default=func.current_timestamp(), index=True
+    )

@@ -5,6 +5,7 @@ Search is ``pipeline.catalog.fulltext``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +86,29 @@ def find_cities(session: Session, text: str, country: Country | None = None) -> 
     return found
 
 
+def known_links(session: Session, link_ids: Iterable[int]) -> list[int]:
+    """``link_ids``, once each, checked to be the catalog's (QueryError naming one if not)."""
+    wanted = sorted(set(link_ids))
+    known = set(session.scalars(select(Link.id).where(Link.id.in_(wanted))))
+    if missing := [i for i in wanted if i not in known]:
+        raise QueryError(f"no link with id {missing[0]}")
+    return wanted
+
+
+def check_kind(kind: str) -> str:
+    """``kind`` if it is a link kind (QueryError listing them if not)."""
+    if kind not in LINK_KINDS:
+        raise QueryError(f"unknown kind {kind!r}: use one of {', '.join(LINK_KINDS)}")
+    return kind
+
+
+def check_status(status: str) -> str:
+    """``status`` if it is a link status (QueryError listing them if not)."""
+    if status not in LINK_STATUSES:
+        raise QueryError(f"unknown status {status!r}: use one of {', '.join(LINK_STATUSES)}")
+    return status
+
+
 def _filtered(session: Session, query: Select, selection: Selection) -> Select:
     country = find_country(session, selection.country) if selection.country else None
     if country is not None:
@@ -93,20 +117,11 @@ def _filtered(session: Session, query: Select, selection: Selection) -> Select:
         cities = find_cities(session, selection.city, country)
         query = query.where(Link.city_id.in_([c.id for c in cities]))
     if selection.link_ids is not None:
-        known = set(session.scalars(select(Link.id).where(Link.id.in_(selection.link_ids))))
-        if missing := sorted(set(selection.link_ids) - known):
-            raise QueryError(f"no link with id {missing[0]}")
-        query = query.where(Link.id.in_(selection.link_ids))
+        query = query.where(Link.id.in_(known_links(session, selection.link_ids)))
     if selection.kind:
-        if selection.kind not in LINK_KINDS:
-            raise QueryError(f"unknown kind {selection.kind!r}: use one of {', '.join(LINK_KINDS)}")
-        query = query.where(Link.kind == selection.kind)
+        query = query.where(Link.kind == check_kind(selection.kind))
     if selection.status:
-        if selection.status not in LINK_STATUSES:
-            raise QueryError(
-                f"unknown status {selection.status!r}: use one of {', '.join(LINK_STATUSES)}"
-            )
-        query = query.where(Link.status == selection.status)
+        query = query.where(Link.status == check_status(selection.status))
     if selection.source:
         source = session.scalar(select(Source).where(Source.location == selection.source))
         if source is None:
