@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from pipeline.catalog import searchindex, session_scope
@@ -33,7 +33,7 @@ from pipeline.catalog.fulltext import (
 )
 from pipeline.catalog.fulltext import highlight_html as highlight
 from pipeline.catalog.importer import import_entries
-from pipeline.catalog.models import Base, Link, SearchDocument
+from pipeline.catalog.models import Base, Link, SearchChange, SearchDocument
 from pipeline.catalog.queries import QueryError
 from pipeline.cli import main
 from pipeline.config import paths
@@ -426,7 +426,7 @@ def test_an_interrupted_build_resumes_where_it_stopped(
     document = searchindex._document
 
     def failing(row: Any) -> Any:
-        made.append(row[0].link_id)
+        made.append(row[0])
         if len(made) == 12:
             raise OSError("disk full")
         return document(row)
@@ -492,3 +492,21 @@ def test_cli_exports_and_facets(
         _, err = capsys.readouterr()
         assert code != 0 and err.startswith("linkarchive: error: ")
         assert len(err.strip().splitlines()) == 1
+
+
+def test_catalog_reindex_builds_the_index_anew(
+    crawled: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(crawled["home"], tmp_path / "home")
+    url = paths(tmp_path / "home").database_url
+    assert cities(url, "Zebrafinken") == []
+    with session_scope(url) as session:  # a change whose log line is lost
+        applied = session.scalar(select(func.max(SearchChange.seq)))
+        session.execute(update(SearchDocument).where(SearchDocument.link_id == 1)
+                        .values(label="zebrafinken"))  # fmt: skip
+        session.execute(delete(SearchChange).where(SearchChange.seq > applied))
+    assert cities(url, "Zebrafinken") == []
+    out = run(capsys, "--home", str(tmp_path / "home"), "catalog", "reindex")
+    assert "Search index of" in out
+    assert len(cities(url, "Zebrafinken")) == 1
+    forget_engine(url)

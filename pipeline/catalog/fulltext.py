@@ -365,6 +365,12 @@ def _prepare(session: Session) -> None:
             _refresh(session, None)
 
 
+def open_index(session: Session, *, anew: bool = False) -> searchindex.SearchIndex:
+    """The catalog's search index, current (built first if need be; ``anew``: rebuilt)."""
+    _prepare(session)
+    return searchindex.rebuild(session) if anew else searchindex.for_session(session)
+
+
 def refresh_documents(session: Session, link_ids: Iterable[int] | None = None) -> None:
     """Rebuild the search documents of these links (of every link with None).
 
@@ -561,8 +567,7 @@ def search(session: Session, query: SearchQuery, *, facets: bool = True) -> Sear
     if query.limit is not None and query.limit < 0 or query.offset < 0:
         raise QueryError("limit and offset cannot be negative")
     parsed = parse_query(query.text) if query.text and query.text.strip() else None
-    _prepare(session)
-    index = searchindex.for_session(session)
+    index = open_index(session)
     searcher = index.searcher()
     matching = _matching(session, query, parsed)
     total = searcher.search(matching, 1, count=True).count or 0

@@ -96,7 +96,7 @@ def index_tokens(word: str, *, last_alone: bool = True) -> list[str]:
 
 
 def _tokenized(value: str) -> str:
-    if not UNSPACED.search(value):
+    if not value or max(value) < "\u0e00" or not UNSPACED.search(value):  # max(): fast
         return value
     return " ".join(t for word in value.split() for t in index_tokens(word))
 
@@ -140,7 +140,8 @@ def _rows(link_ids: Iterable[int] | None = None, after: int | None = None) -> Se
     """Everything an index document needs, per link with a search document."""
     statement = (
         select(
-            SearchDocument,
+            SearchDocument.link_id,
+            *(getattr(SearchDocument, name) for name, _ in TEXT_FIELDS),
             Link.kind,
             Link.status,
             Link.country_id,
@@ -165,21 +166,27 @@ def _rows(link_ids: Iterable[int] | None = None, after: int | None = None) -> Se
     return statement
 
 
+def word_count(value: str) -> int:
+    """``len(value.split())`` for a document's field (words joined by single spaces)."""
+    return value.count(" ") + 1 - value.endswith(" ") if value else 0
+
+
 def _document(row: Any) -> tantivy.Document:
-    (document, kind, status, country_id, city_id, country, city, language, published,
-     captured) = row  # fmt: skip
+    link_id, *texts = row[: len(TEXT_FIELDS) + 1]
+    (kind, status, country_id, city_id, country, city, language, published,
+     captured) = row[len(TEXT_FIELDS) + 1 :]  # fmt: skip
     values: dict[str, Any] = {
-        "link_id": document.link_id,
+        "link_id": link_id,
         "country": country,
         "kind": kind,
         "status": status,
         "country_id": country_id,
         "city_id": city_id or 0,
-        "listing": listing_key(published, country, city, document.link_id),
+        "listing": listing_key(published, country, city, link_id),
+        "words": sum(word_count(text or "") for text in texts),
     }
-    for name, _ in TEXT_FIELDS:
-        values[name] = _tokenized(getattr(document, name) or "")
-    values["words"] = sum(len((getattr(document, name) or "").split()) for name, _ in TEXT_FIELDS)
+    for (name, _), text in zip(TEXT_FIELDS, texts, strict=True):
+        values[name] = _tokenized(text or "")
     if city:
         values["city"] = city
     if language:
@@ -202,6 +209,7 @@ class _State:
     seq: int = 0  # changes up to this one are in the index
     complete: bool = False  # False: a build in progress, ``through`` the last link added
     through: int = 0
+    written: int = 0  # when (ns): a reader reloads when it changes
 
     @classmethod
     def read(cls, path: Path) -> _State | None:
@@ -213,6 +221,7 @@ class _State:
         return state if state.version == SCHEMA_VERSION else None
 
     def write(self, path: Path) -> None:
+        self.written = time.time_ns()
         partial = path.with_suffix(".partial")
         partial.write_text(json.dumps(self.__dict__))
         os.replace(partial, path)
@@ -225,7 +234,7 @@ class SearchIndex:
         self.path = path
         self.state_path = path / "state.json"
         self._lock = threading.Lock()
-        self._loaded: tuple[int, int] | None = None
+        self._loaded: tuple[int, int, int] | None = None
         self._average: tuple[Any, float] | None = None
         if _State.read(self.state_path) is None and path.exists():
             shutil.rmtree(path)  # another schema, or never finished its first commit
@@ -239,7 +248,7 @@ class SearchIndex:
     def searcher(self) -> tantivy.Searcher:
         """A searcher over the last commit (of any process)."""
         state = _State.read(self.state_path)
-        seen = (state.seq, state.through) if state else None
+        seen = (state.seq, state.through, state.written) if state else None
         if seen != self._loaded:
             self.index.reload()
             self._loaded = seen
@@ -294,7 +303,7 @@ class SearchIndex:
             for row in rows:
                 writer.add_document(_document(row))
             writer.commit()
-            state.through = rows[-1][0].link_id
+            state.through = rows[-1][0]
             state.write(self.state_path)
         state.complete = True
         writer.commit()
@@ -403,14 +412,26 @@ def location(bind: Engine | Connection) -> Path:
     return paths().home / "search-index" / re.sub(r"[^\w.-]", "_", where)
 
 
-def for_session(session: Session) -> SearchIndex:
-    """The catalog's index, caught up with every change ``session`` can see."""
+def _open(session: Session) -> SearchIndex:
     path = location(session.get_bind())
     with _INDEXES_LOCK:
         index = _INDEXES.get(str(path))
         if index is None or not index.path.exists():
             index = _INDEXES[str(path)] = SearchIndex(path)
+    return index
+
+
+def for_session(session: Session) -> SearchIndex:
+    """The catalog's index, caught up with every change ``session`` can see."""
+    index = _open(session)
     index.catch_up(session)
+    return index
+
+
+def rebuild(session: Session) -> SearchIndex:
+    """The catalog's index, every document indexed anew."""
+    index = _open(session)
+    index.rebuild(session)
     return index
 
 

@@ -19,6 +19,7 @@ from pipeline.cli.base import (
     _emit,
     _home,
     cli,
+    console,
     say,
 )
 from pipeline.cli.crawling import _run_crawl
@@ -263,6 +264,13 @@ def serve(
         Console(stderr=True).print(
             f"linkarchive: warning: {warning}", highlight=False, markup=False, soft_wrap=True
         )
+    from pipeline.catalog.fulltext import open_index
+
+    with (
+        session_scope(_home(ctx).database_url) as session,
+        console.status("Bringing the search index up to date"),
+    ):
+        open_index(session)  # a large catalog's first build is not left to a first visitor
     app = create_app(_home(ctx))
     say(f"Serving {_home(ctx).home} on http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.run(

@@ -28,6 +28,24 @@ def catalog() -> None:
     """The catalog: an index over the WARC files, rebuildable from them alone."""
 
 
+@catalog.command("reindex")
+@click.pass_context
+def catalog_reindex(ctx: click.Context) -> None:
+    """Build the search index anew from the catalog (resumable: run it again if stopped).
+
+    Search keeps its index current by itself, building it on first use; this builds it
+    ahead of time, e.g. after restoring a large catalog and before serving it."""
+    from pipeline.catalog.fulltext import open_index
+
+    started = time.perf_counter()
+    with session_scope(_home(ctx).database_url) as session:
+        with console.status("Indexing every link's search document"):
+            index = open_index(session, anew=True)
+        documents = index.searcher().num_docs
+    say(f"Search index of {documents} links built in {time.perf_counter() - started:.0f} s: "
+        f"{index.path}")  # fmt: skip
+
+
 @catalog.command("rebuild")
 @click.option(
     "--into",
