@@ -82,6 +82,15 @@ def killed_writer() -> Callable[[Path], Path]:
     return run
 
 
+@pytest.fixture(scope="session", autouse=True)
+def search_indexes(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """PostgreSQL catalogs' search indexes in the session's temporary folder (a SQLite
+    catalog's is beside its file), not in the working directory's data home."""
+    from pipeline.catalog import searchindex
+
+    searchindex.SERVER_INDEXES = tmp_path_factory.mktemp("search-indexes")
+
+
 @pytest.fixture(scope="session")
 def world() -> Iterator[Any]:
     """The offline replica world, served for the whole test session."""

@@ -398,6 +398,8 @@ class _WriterLease:
 _INDEXES: dict[str, SearchIndex] = {}
 _INDEXES_LOCK = threading.Lock()
 _MEMORY = Path(tempfile.gettempdir())
+#: Where the indexes of server databases live (None: the data home's search-index/).
+SERVER_INDEXES: Path | None = None
 
 
 def location(bind: Engine | Connection) -> Path:
@@ -409,7 +411,8 @@ def location(bind: Engine | Connection) -> Path:
             return database.with_name(database.name + "-search")
         return _MEMORY / f"linkarchive-search-{os.getpid()}-{id(bind.engine)}"
     where = f"{url.host or 'local'}-{url.port or 'default'}-{url.database}"
-    return paths().home / "search-index" / re.sub(r"[^\w.-]", "_", where)
+    folder = SERVER_INDEXES or paths().home / "search-index"
+    return folder / re.sub(r"[^\w.-]", "_", where)
 
 
 def _open(session: Session) -> SearchIndex:
