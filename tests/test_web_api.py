@@ -120,7 +120,8 @@ def test_api_search(site: dict[str, Any]) -> None:
     api = client_as(site["app"], "researcher")
     params = {"q": "Blumen OR flowers", "city": "Berlin", "published": "2020-10"}
     body = api.get("/api/v1/search", params=params).json()
-    assert set(body) == {"total", "exact", "total_label", "results", "facets"}
+    assert set(body) == {"query", "total", "exact", "total_label", "results", "facets"}
+    assert body["query"] == "Blumen OR flowers"  # as given: no expand
     assert (body["total"], body["exact"], body["total_label"]) == (1, True, "1")
     (row,) = body["results"]
     assert (row["link_id"], row["url"], row["city"]) == (site["link"], site["url"], "Berlin")

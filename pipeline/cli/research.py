@@ -71,6 +71,12 @@ def report(ctx: click.Context, output: str) -> None:
 @click.option("--limit", type=ID, help="At most this many results [default: 50].")
 @click.option("--all", "every", is_flag=True, help="Every result (for exports).")
 @click.option("--facets", "show_facets", is_flag=True, help="Also count results per facet.")
+@click.option(
+    "--expand",
+    is_flag=True,
+    help="Add each known word's translations in the rally pages' languages to TEXT "
+    "(printed to stderr as 'searching for: ...', to copy and edit).",
+)
 @click.pass_context
 def search(
     ctx: click.Context,
@@ -79,6 +85,7 @@ def search(
     limit: int | None,
     every: bool,
     show_facets: bool,
+    expand: bool,
     since: date | None,
     until: date | None,
     **filters: str | None,
@@ -96,6 +103,10 @@ def search(
         raise UserError("use either --limit or --all")
     if show_facets and fmt in ("csv", "jsonl"):
         raise UserError("--facets works with --format table or json")
+    if expand:
+        if not text or not text.strip():
+            raise UserError("--expand needs words to translate")
+        text = _expanded(text)
     query = SearchQuery(
         text=text, since=since, until=until, limit=None if every else limit or 50, **filters
     )
@@ -134,6 +145,21 @@ def search(
         click.echo(export_csv(rows), nl=False)  # the web app's columns, formulas defused
     else:
         _emit(rows, fmt, ["link_id", "country", "city", "kind", "status", "published", "title"])
+
+
+def _expanded(text: str) -> str:
+    """``text`` with its translations, said on stderr (stdout may be an export)."""
+    from pipeline.catalog.fulltext import MAX_TERMS
+    from pipeline.catalog.translations import expansion
+
+    expanded = expansion(text)
+    click.echo(f"searching for: {expanded.text}", err=True)
+    if expanded.skipped:
+        left = ", ".join(expanded.skipped)
+        click.echo(f"not expanded (a query holds at most {MAX_TERMS} terms): {left}", err=True)
+    elif not expanded.expanded:
+        click.echo("no translations to add", err=True)
+    return expanded.text
 
 
 def _search_table(rows: list[dict[str, Any]], total: str) -> None:

@@ -16,8 +16,10 @@ from pipeline.users import ROLES, UsersError, add_user, list_users
 from pipeline.web.auth import require, verify_csrf
 from pipeline.web.pages import (
     EXPORT_COLUMNS,
+    MAX_QUERY,
     capture_facts,
     citation_text,
+    expand_params,
     iso,
     link_details,
     metadata_facts,
@@ -38,6 +40,8 @@ Admin = Annotated[User, Depends(require("users"))]
 
 
 class SearchOut(BaseModel):
+    #: The query text searched: ``q``, with its translations when ``expand`` is true.
+    query: str | None = None
     total: int
     #: False when more matched than are counted: ``total`` is a lower bound (shown as
     #: ``total_label``, e.g. "10,000+") and so is each facet count.
@@ -89,11 +93,17 @@ def api_search(
     captured: Annotated[str | None, Query(description="YYYY or YYYY-MM")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10**7)] = 0,
+    expand: Annotated[
+        bool, Query(description="add each known word's translations to q (see `query`)")
+    ] = False,
 ) -> Any:
     """Ranked results with snippets (matches between « and ») and facet counts."""
     given = {"q": q, "country": country, "city": city, "kind": kind, "language": language,
              "status": status, "published": published, "captured": captured}  # fmt: skip
-    params = {k: v for k, v in ((k, _text(v)) for k, v in given.items()) if v}
+    limits = {"q": MAX_QUERY}  # a query expanded with its translations is long
+    params = {k: v for k, v in ((k, _text(v, limits.get(k, 500))) for k, v in given.items()) if v}
+    if expand:
+        expand_params(params)
     result = run_search(request, params, limit, offset)
     rows = []
     for row in result.rows:
@@ -104,7 +114,8 @@ def api_search(
         rows.append(entry)
     # exact False: more matched than counted (total_label "10,000+"), facet counts are lower
     # bounds; the results are ranked over every match all the same (see SearchOut).
-    return {"total": result.total, "exact": result.exact, "total_label": result.total_label,
+    return {"query": params.get("q"),
+            "total": result.total, "exact": result.exact, "total_label": result.total_label,
             "results": jsonable_encoder(rows),
             "facets": jsonable_encoder(result.facets or {})}  # fmt: skip
 

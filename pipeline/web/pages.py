@@ -173,6 +173,8 @@ def home(_user: Annotated[User, Depends(require("search"))]) -> Response:
 
 PAGE_SIZE = 50
 SEARCH_FIELDS = ("q", "country", "city", "kind", "language", "status", "published", "captured")
+MAX_QUERY = 2000  # characters of q: a query expanded with its translations is long
+MAX_FILTER = 500
 
 
 def search_params(request: Request) -> dict[str, str]:
@@ -181,8 +183,20 @@ def search_params(request: Request) -> dict[str, str]:
     for name in SEARCH_FIELDS:
         value = request.query_params.get(name, "").strip()
         if value:
-            params[name] = value[:500]
+            params[name] = value[: MAX_QUERY if name == "q" else MAX_FILTER]
     return params
+
+
+def expand_params(params: dict[str, str]) -> Any:
+    """Put the translations of ``q``'s known words into ``q`` (see
+    pipeline.catalog.translations); the Expansion, or None without ``q``."""
+    from pipeline.catalog.translations import expansion
+
+    if not params.get("q"):
+        return None
+    expanded = expansion(params["q"])
+    params["q"] = expanded.text
+    return expanded
 
 
 def search_query(params: dict[str, str], limit: int | None = PAGE_SIZE, offset: int = 0) -> Any:
@@ -230,14 +244,20 @@ def search_page(
     request: Request,
     _u: Annotated[User, Depends(require("search"))],
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    expand: bool = False,
 ) -> Response:
-    """Results with highlighted snippets and facet counts."""
+    """Results with highlighted snippets and facet counts; with ``expand`` (the "Add
+    translations" button), ``q`` is first expanded, and the box shows it for editing."""
+    from pipeline.catalog.fulltext import MAX_TERMS
+
     params = search_params(request)
+    expansion = expand_params(params) if expand else None
     try:
         result = run_search(request, params, PAGE_SIZE, (page - 1) * PAGE_SIZE)
     except HTTPException as exc:
         return render(request, "search.html", 400, params=params, result=None, groups=[],
-                      page=page, pages=0, error=exc.detail)  # fmt: skip
+                      page=page, pages=0, error=exc.detail, expansion=expansion,
+                      max_terms=MAX_TERMS)  # fmt: skip
     from pipeline.catalog.fulltext import highlight_html
 
     pages = max(1, -(-result.total // PAGE_SIZE))
@@ -245,7 +265,7 @@ def search_page(
         shots = screenshot_thumbs(session, [row["link_id"] for row in result.rows])
     return render(request, "search.html", params=params, result=result, highlight=highlight_html,
                   groups=facet_groups(result.facets), page=page, pages=pages,
-                  shots=shots)  # fmt: skip
+                  shots=shots, expansion=expansion, max_terms=MAX_TERMS)  # fmt: skip
 
 
 def screenshot_thumbs(session: Session, link_ids: list[int]) -> dict[int, str]:
