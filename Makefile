@@ -14,7 +14,7 @@ PYWB_SAMPLE := $(INPUTS)/pywb-$(PYWB_VERSION).extracted
 WARCPROX_VENV := .venv-warcprox
 WARCPROX := $(WARCPROX_VENV)/bin/warcprox
 
-.PHONY: setup demo test test-inputs lint format bench bench-accuracy bench-search replay clean
+.PHONY: setup demo test test-inputs lint format bench bench-accuracy bench-search bench-get replay clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-accuracy: setup
 # add SEARCH_SIZES=20000,200000,1000000 for the million (about 15 minutes more).
 bench-search: setup
 	$(BIN)/python -m bench.run --only search $(if $(SEARCH_SIZES),--search-sizes $(SEARCH_SIZES))
+
+# Only the `get` section: writes 5 GB of WARC files into a temporary folder
+# ($LINKARCHIVE_BENCH_TMP, else /tmp), indexes them, times `get` (minutes), removes them.
+bench-get: setup
+	$(BIN)/python -m bench.run --only get
 
 replay: setup $(WAYBACK)
 	LINKARCHIVE_WAYBACK=$(abspath $(WAYBACK)) $(BIN)/linkarchive replay
