@@ -60,6 +60,7 @@ from pipeline.indexer import (
     _metadata_row,
     _parse_warc_date,
     _payload_sha256,
+    capture_row,
 )
 from pipeline.linkcheck.standing import death_rule, observe
 
@@ -227,24 +228,8 @@ def _capture(
         size, payload_sha = len(record.payload), sha256_hex(record.payload)
         result.bytes += size
     result.captures += 1
-    return Capture(
-        record_id=location.record_id,
-        record_type=record.rec_type,
-        refers_to=record.get("WARC-Refers-To") if revisit else None,
-        run_id=None,
-        url=record.target_uri or "",
-        captured_at=when,
-        http_status=record.http_status,
-        content_type=(
-            record.content_type
-            if record.rec_type == "resource"
-            else record.http_header("Content-Type")
-        ),
-        size=size,
-        payload_sha256=payload_sha,
-        warc_file=location.filename,
-        warc_offset=location.offset,
-        warc_length=location.length,
+    return capture_row(
+        record, location, run_id=None, captured_at=when, size=size, payload_sha256=payload_sha
     )
 
 

@@ -212,13 +212,34 @@ def _capture(
         payload_sha = payload_sha or sha256_hex(record.payload)  # other tools label sha1
         result.bytes += size
     result.captures += 1
+    return capture_row(
+        record,
+        location,
+        run_id=run_id,
+        captured_at=_parse_warc_date(record.get("WARC-Date") or ""),
+        size=size,
+        payload_sha256=payload_sha,
+    )
+
+
+def capture_row(
+    record: StoredRecord,
+    location: RecordLocation,
+    *,
+    run_id: int | None,
+    captured_at: datetime,
+    size: int,
+    payload_sha256: str | None,
+) -> Capture:
+    """The catalog row of a response, revisit or resource record at ``location`` (ours or
+    another tool's): what the record says, with the size and digest its indexer found."""
     return Capture(
         record_id=location.record_id,
         record_type=record.rec_type,
-        refers_to=refers_to,
+        refers_to=record.get("WARC-Refers-To") if record.rec_type == "revisit" else None,
         run_id=run_id,
         url=record.target_uri or "",
-        captured_at=_parse_warc_date(record.get("WARC-Date") or ""),
+        captured_at=captured_at,
         http_status=record.http_status,
         content_type=(
             record.content_type
@@ -226,7 +247,7 @@ def _capture(
             else record.http_header("Content-Type")
         ),
         size=size,
-        payload_sha256=payload_sha,
+        payload_sha256=payload_sha256,
         warc_file=location.filename,
         warc_offset=location.offset,
         warc_length=location.length,
