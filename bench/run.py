@@ -284,9 +284,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def _results(result: object) -> str:
-    total = result.total  # type: ignore[attr-defined]
-    exact = getattr(result, "exact", True)  # counts stop at fulltext.COUNT_CAP
-    return f"{total:,}" if exact else f"{total:,}+"
+    return f"{result.total:,}"  # type: ignore[attr-defined]
 
 
 def _search_latency(url: str, queries: tuple[str, ...], repeat: int = 20) -> list[list[str]]:

@@ -58,18 +58,6 @@ def total_in(html: str) -> int:
     return int(found.group(1))
 
 
-def test_capped_counts_show_a_plus(site: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.catalog import fulltext
-
-    browser = session_client(site["app"], "researcher")
-    exact = browser.get("/search").text
-    monkeypatch.setattr(fulltext, "COUNT_CAP", 4)
-    capped = browser.get("/search").text
-    assert re.search(r'<p id="total">4\+ results', capped)
-    assert re.search(r'<span class="count">\d+\+</span>', capped)
-    assert total_in(exact) > 4 and links_in(capped, "result-link") == links_in(exact, "result-link")
-
-
 def test_researcher_searches_opens_the_link_and_exports_csv(site: dict[str, Any]) -> None:
     """The done-when flow: sign in, search, open the link, export the result set."""
     browser = session_client(site["app"], "researcher")

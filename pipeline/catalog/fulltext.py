@@ -106,25 +106,11 @@ class SearchQuery:
 
 @dataclass
 class SearchResult:
-    """A page of ranked rows, the size of the whole result set, and its facet counts.
-
-    ``exact``: counts are exact (always, since the search index counts every match; kept
-    for clients of the API, which reports it).
-    """
+    """A page of ranked rows, the size of the whole result set, and its facet counts."""
 
     total: int
     rows: list[dict[str, Any]]
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    exact: bool = True
-
-    @property
-    def total_label(self) -> str:
-        """The total as people read it: "2832", or "10,000+" when capped."""
-        return str(self.total) if self.exact else f"{self.total:,}+"
-
-    def count_label(self, count: int) -> str:
-        """A facet count as people read it: "+" after it when counts are capped."""
-        return str(count) if self.exact else f"{count:,}+"
 
 
 # --------------------------------------------------------------------------------------

@@ -11,11 +11,12 @@ only means some changes are applied twice. A first build commits every
 
 Where an index lives: beside a SQLite catalog file (``catalog.sqlite`` ->
 ``catalog.sqlite-search/``), under the data home for a server database, in a temporary
-directory for an in-memory catalog.
+directory for an in-memory catalog; in the user's cache when that place is read-only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from typing import Any
 import tantivy
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pipeline.catalog.models import (
@@ -335,11 +337,15 @@ class SearchIndex:
                 break
         cutoff = _utcnow() - KEEP_CHANGES
         if (session.scalar(select(func.min(SearchChange.changed_at))) or cutoff) < cutoff:
-            session.execute(  # what this index has had; an index further behind rebuilds
-                delete(SearchChange).where(
-                    SearchChange.changed_at < cutoff, SearchChange.seq <= state.seq
-                )
-            )
+            try:
+                with session.begin_nested():  # what this index has had (one further behind
+                    session.execute(  # rebuilds): not on a read-only catalog
+                        delete(SearchChange).where(
+                            SearchChange.changed_at < cutoff, SearchChange.seq <= state.seq
+                        )
+                    )
+            except OperationalError:
+                log.info("the search change log was not pruned: the catalog is read-only")
 
     def _writer(self, *, usable: bool) -> _WriterLease:
         return _WriterLease(self.index, wait=LOCK_WAIT if usable else 3600.0)
@@ -415,8 +421,17 @@ def location(bind: Engine | Connection) -> Path:
     return folder / re.sub(r"[^\w.-]", "_", where)
 
 
+def _writable(path: Path) -> bool:
+    existing = path if path.exists() else path.parent
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+
+
 def _open(session: Session) -> SearchIndex:
     path = location(session.get_bind())
+    if not _writable(path):  # a read-only copy of an archive: an index of this user's own
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        path = cache / "linkarchive" / "search" / f"{path.name}-{digest}"
     with _INDEXES_LOCK:
         index = _INDEXES.get(str(path))
         if index is None or not index.path.exists():

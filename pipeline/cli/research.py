@@ -113,13 +113,10 @@ def search(
     with session_scope(_home(ctx).database_url) as session:
         result = run_search(session, query, facets=show_facets)
     if fmt == "table":
-        _search_table(result.rows, result.total_label)
+        _search_table(result.rows, str(result.total))
         if show_facets:
             for name, counts in result.facets.items():
-                say(
-                    f"{name}: "
-                    + ", ".join(f"{value} ({result.count_label(count)})" for value, count in counts)
-                )
+                say(f"{name}: " + ", ".join(f"{value} ({count})" for value, count in counts))
         return
     rows = [{**row, "snippet": strip_marks(row["snippet"])} for row in result.rows]
     if fmt == "jsonl":
@@ -132,8 +129,6 @@ def search(
             json.dumps(
                 {
                     "total": result.total,
-                    "exact": result.exact,
-                    "total_label": result.total_label,
                     "facets": facets,
                     "rows": rows,
                 },

@@ -43,10 +43,6 @@ class SearchOut(BaseModel):
     #: The query text searched: ``q``, with its translations when ``expand`` is true.
     query: str | None = None
     total: int
-    #: False when more matched than are counted: ``total`` is a lower bound (shown as
-    #: ``total_label``, e.g. "10,000+") and so is each facet count.
-    exact: bool = True
-    total_label: str
     results: list[dict[str, Any]]
     facets: dict[str, Any]
 
@@ -112,10 +108,7 @@ def api_search(
         entry["snippet"] = snippet.translate(HIGHLIGHT) if snippet else None
         entry["rank"] = row.get("rank")
         rows.append(entry)
-    # exact False: more matched than counted (total_label "10,000+"), facet counts are lower
-    # bounds; the results are ranked over every match all the same (see SearchOut).
-    return {"query": params.get("q"),
-            "total": result.total, "exact": result.exact, "total_label": result.total_label,
+    return {"query": params.get("q"), "total": result.total,
             "results": jsonable_encoder(rows),
             "facets": jsonable_encoder(result.facets or {})}  # fmt: skip
 
