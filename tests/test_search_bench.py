@@ -20,6 +20,11 @@ def test_search_section_replaces_only_itself() -> None:
     assert replica in spliced and "Over a synthetic catalog of 300 links" in spliced
     rows = [line for line in spliced.splitlines() if line.startswith("| Blumen |")]
     assert len(rows) == 1 and len(rows[0].split("|")) == 6  # query, results, p50, p95
+    [expanded] = [line for line in spliced.splitlines() if line.startswith("| flowers --expand")]
+    blumen = int(rows[0].split("|")[2].replace(",", ""))
+    assert int(expanded.split("|")[2].replace(",", "")) > blumen  # flowers, Blumen and more
+    pages = [line for line in spliced.splitlines() if line.startswith("| `/search")]
+    assert len(pages) == 3 and "search index built from them in" in spliced
     assert run.replica_table("# Performance\n") == run.NOT_RUN
 
 
