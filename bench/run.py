@@ -410,11 +410,37 @@ def bench_search(documents: int = 20_000, repeat: int = 20, url: str | None = No
             open_index(session, anew=True)  # as `linkarchive catalog reindex`
         indexed = time.perf_counter() - started
         rows = _search_latency(url, (*SEARCHES, EXPANDED), repeat)
+        rows.append(_while_indexing(url, documents, repeat))
         web = _web_latency(folder, url, repeat)
     finally:
         forget_engine(url)
         shutil.rmtree(folder)
     return SearchBench(built, indexed, rows, web)
+
+
+def _while_indexing(url: str, documents: int, repeat: int, changed: int = 50) -> list[str]:
+    """p50 and p95 of "Blumen" searched each time after ``changed`` links' documents and
+    statuses changed (as a crawl's indexer changes them): the index catches up first."""
+    from sqlalchemy import update
+
+    from pipeline.catalog import session_scope
+    from pipeline.catalog.fulltext import SearchQuery, refresh_documents, search
+    from pipeline.catalog.models import Link
+
+    rng, times, results = random.Random(3), [], ""
+    for turn in range(repeat + 1):
+        ids = rng.sample(range(1, documents + 1), min(changed, documents))
+        with session_scope(url) as session:
+            status = ("alive", "failing")[turn % 2]
+            session.execute(update(Link).where(Link.id.in_(ids)).values(status=status))
+            refresh_documents(session, ids)
+        with session_scope(url) as session:
+            started = time.perf_counter()
+            results = _results(search(session, SearchQuery(text="Blumen")))
+            times.append(time.perf_counter() - started)
+    return [f"Blumen, after {changed} links changed", results,
+            f"{_percentile(times[1:], 0.5) * 1000:.1f}",
+            f"{_percentile(times[1:], 0.95) * 1000:.1f}"]  # fmt: skip
 
 
 # The translations of "flowers" (`search --expand`): the widest query a researcher types.
