@@ -81,7 +81,7 @@ def _payloads(rng: random.Random) -> Iterator[tuple[str, list[tuple[str, str]], 
     while True:
         serial += 1
         host = rng.randrange(200)
-        if rng.random() < 0.6:  # a photo (by bytes, most of a gallery crawl)
+        if rng.random() < 0.6:  # a photo: most responses, and most bytes, of a gallery crawl
             size = int(math.exp(rng.uniform(math.log(50_000), math.log(500_000))))
             start = rng.randrange(len(noise) - size)
             body = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + serial.to_bytes(8, "big")
