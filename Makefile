@@ -73,9 +73,11 @@ bench-accuracy: setup
 	$(BIN)/python -m bench.run --only accuracy
 
 # Only the search section: synthetic catalogs of 20,000 and 200,000 links (minutes);
-# add SEARCH_SIZES=20000,200000,1000000 for the million (about 15 minutes more).
+# add SEARCH_SIZES=20000,200000,1000000 for the million (about 15 minutes more), and
+# SEARCH_PG_SIZES=... for PostgreSQL's (a throwaway server on loopback; default 20000).
 bench-search: setup
-	$(BIN)/python -m bench.run --only search $(if $(SEARCH_SIZES),--search-sizes $(SEARCH_SIZES))
+	$(BIN)/python -m bench.run --only search $(if $(SEARCH_SIZES),--search-sizes $(SEARCH_SIZES)) \
+		$(if $(SEARCH_PG_SIZES),--search-postgres-sizes $(SEARCH_PG_SIZES))
 
 # Only the `get` section: writes 5 GB of WARC files into a temporary folder
 # ($LINKARCHIVE_BENCH_TMP, else /tmp), indexes them, times `get` (minutes), removes them.

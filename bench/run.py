@@ -572,9 +572,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         choices=["crawl", "workers", "accuracy", "search", "get", "others"],
-        help="crawl: only the crawl-engine section; workers, accuracy, search, get: only that "
-        "section (search keeps the replica crawl's table already there; get writes 5 GB of "
-        "WARC files) (the rest of docs/PERFORMANCE.md kept); others: all but crawl",
+        help="crawl, workers, accuracy, search, get: only that section (search keeps the "
+        "replica crawl's table already there; get writes 5 GB of WARC files), the rest of "
+        "docs/PERFORMANCE.md kept; others: all but crawl",
     )
     parser.add_argument(
         "--quick",
@@ -681,6 +681,10 @@ def main(argv: list[str] | None = None) -> int:
         sizes = tuple(int(n) for n in args.rss_sizes.split(",")) if args.rss_sizes else None
         print("crawl engine...", file=sys.stderr)
         engine = crawl_section(config(args.quick, args.runs, sizes), crawl_env)
+        if args.only == "crawl":  # the other sections as they are
+            OUT.write_text(splice(OUT.read_text(encoding="utf-8"), engine), encoding="utf-8")
+            print(f"wrote {OUT}", file=sys.stderr)
+            return 0
     cpu = platform.processor() or platform.machine()
     text = f"""# Performance
 

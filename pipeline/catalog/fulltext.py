@@ -336,12 +336,8 @@ def highlight_html(snippet: str | None) -> Markup:
 # --------------------------------------------------------------------------------------
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 def _prepare(session: Session) -> None:
-    """Make sure the index exists (SQLite's FTS5 table) and holds every link's document.
+    """Make sure every link has its search document.
 
     Catalogs from before migration 0006 get their documents here, on first use.
     """
