@@ -331,6 +331,19 @@ def test_ranks_are_sqlite_fts5_bm25_as_before_the_index(catalog: str) -> None:
         assert [r["rank"] for r in rows] == sorted(expected.values(), reverse=True)
 
 
+def test_an_export_longer_than_what_is_scored_exactly_keeps_every_match(
+    catalog: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = find(catalog, "Blumen OR flowers OR Belarus")
+    monkeypatch.setattr(fulltext, "RERANK_MAX", 3)
+    monkeypatch.setattr(fulltext, "RERANK_MIN", 3)
+    capped = find(catalog, "Blumen OR flowers OR Belarus")
+    assert len(whole) > 3 and len(capped) == len(whole)
+    assert {r["link_id"] for r in capped} == {r["link_id"] for r in whole}
+    ranks = [r["rank"] for r in capped[:3]]
+    assert ranks == sorted(ranks, reverse=True)
+
+
 def test_japanese_matches_any_substring(catalog: str) -> None:
     # The Tokyo page's words run together: "東京でベラルーシの女性たちへの連帯集会".
     assert cities(catalog, "ベラルーシ") == ["Tokyo"]

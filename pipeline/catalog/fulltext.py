@@ -65,8 +65,9 @@ MAX_BODY = 200_000  # characters of folded text indexed per field (a tsvector is
 MAX_TERMS = 32
 SNIPPET_WORDS = 30
 _CHUNK = 500
-# Matches the index finds per row wanted, and at least, that are then scored exactly.
-RERANKED, RERANK_MIN = 4, 200
+# Matches the index finds per row wanted, and at least, that are then scored exactly; at
+# most RERANK_MAX (an export of more keeps the index's order after them).
+RERANKED, RERANK_MIN, RERANK_MAX = 4, 200, 10_000
 # Serialises, within a process, the first use's filling of an old catalog's documents.
 _PREPARE_LOCK = Lock()
 
@@ -628,9 +629,10 @@ def _ranked(
     in listing order (newest publication first, then place and id).
 
     The index finds the best :data:`RERANKED` per row wanted (at least
-    :data:`RERANK_MIN`), which are then scored exactly as SQLite FTS5's bm25() scored
-    them before the index (:func:`bm25`): so a result set that size or smaller is in the
-    same order as it always was, and the best rows of a larger one almost always are.
+    :data:`RERANK_MIN`, at most :data:`RERANK_MAX`), which are then scored exactly as
+    SQLite FTS5's bm25() scored them before the index (:func:`bm25`): so a result set that
+    size or smaller is in the same order as it always was, and the best rows of a larger
+    one almost always are.
     """
     wanted = total if query.limit is None else min(total, query.offset + query.limit)
     if wanted <= query.offset:
@@ -644,13 +646,14 @@ def _ranked(
     window = min(total, max(RERANK_MIN, RERANKED * wanted))
     hits = searcher.search(matching, window, count=False).hits
     stored = [searcher.doc(address) for _, address in hits]
-    candidates = {doc["link_id"][0]: doc["listing"][0] for doc in stored}
+    candidates = {doc["link_id"][0]: doc["listing"][0] for doc in stored[:RERANK_MAX]}
+    beyond = [(doc["link_id"][0], score) for (score, _), doc in zip(hits, stored, strict=True)]
     terms = parsed.terms
     found = [searcher.search(_anywhere([t]), 1, count=True).count or 0 for t in terms]
     idf = [bm25_idf(searcher.num_docs, n) for n in found]
     average = index.average_words(searcher)
     scored = []
-    for start in range(0, len(hits), _CHUNK):
+    for start in range(0, len(candidates), _CHUNK):
         chunk = list(candidates)[start : start + _CHUNK]
         documents = select(SearchDocument).where(SearchDocument.link_id.in_(chunk))
         for document in session.scalars(documents):
@@ -658,7 +661,8 @@ def _ranked(
             score = bm25(columns, terms, idf, average)
             scored.append((-score, candidates[document.link_id], document.link_id))
     scored.sort()
-    return [(link_id, -score) for score, _, link_id in scored[query.offset : wanted]]
+    ranked = [(link_id, -score) for score, _, link_id in scored] + beyond[RERANK_MAX:]
+    return ranked[query.offset : wanted]
 
 
 def _rows(
