@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from pipeline.catalog import searchindex, session_scope
+from pipeline.catalog import fulltext, searchindex, session_scope
 from pipeline.catalog.db import engine_for, forget_engine
 from pipeline.catalog.fulltext import (
     EXPORT_COLUMNS,
