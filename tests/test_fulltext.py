@@ -457,6 +457,17 @@ def test_an_interrupted_build_resumes_where_it_stopped(
     assert json.loads((folder / "state.json").read_text())["complete"]
 
 
+def test_a_damaged_index_is_built_anew(writable: str) -> None:
+    if writable.startswith("postgresql"):
+        pytest.skip("the same on both back ends")
+    before = find(writable, "Blumen OR flowers")
+    with session_scope(writable) as session:
+        folder = searchindex.location(session.get_bind())
+    searchindex.forget(engine_for(writable))  # as a new process would open it
+    (folder / "meta.json").write_text("{ not json")
+    assert find(writable, "Blumen OR flowers") == before
+
+
 def test_a_gap_in_the_log_is_waited_for_until_it_cannot_fill() -> None:
     now = datetime(2026, 12, 6, 12, 0)
     recent, old = now - timedelta(seconds=5), now - timedelta(minutes=5)

@@ -241,7 +241,13 @@ class SearchIndex:
         if _State.read(self.state_path) is None and path.exists():
             shutil.rmtree(path)  # another schema, or never finished its first commit
         path.mkdir(parents=True, exist_ok=True)
-        self.index = tantivy.Index(SCHEMA, path=str(path), reuse=True)
+        try:
+            self.index = tantivy.Index(SCHEMA, path=str(path), reuse=True)
+        except (ValueError, OSError) as exc:  # damaged: it is derived, so made anew
+            log.warning("search index %s unreadable (%s): building it anew", path, exc)
+            shutil.rmtree(path)
+            path.mkdir(parents=True)
+            self.index = tantivy.Index(SCHEMA, path=str(path), reuse=True)
         folded = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
         self.index.register_tokenizer("folded", folded)
 
