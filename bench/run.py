@@ -490,7 +490,7 @@ def search_section(
     sizes: tuple[int, ...],
     repeat: int = 20,
     pg_sizes: tuple[int, ...] = (),
-    pg_repeat: int = 5,
+    pg_repeat: int = 20,
 ) -> str:
     """The search section: ``replica`` (the table over the replica crawl's catalog, or
     NOT_RUN) and tables per synthetic catalog size, on SQLite, then on PostgreSQL
@@ -597,7 +597,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default 20000 when it is installed; empty: none)",
     )
     parser.add_argument(
-        "--search-postgres-repeat", type=int, default=5, help="search section: runs per query"
+        "--search-postgres-repeat", type=int, default=20, help="search section: runs per query"
     )
     return parser.parse_args(argv)
 

@@ -18,6 +18,7 @@ import io
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
@@ -468,6 +469,7 @@ def _days(first: date, after: date) -> tuple[int | None, int | None]:
     return searchindex.day_number(first), searchindex.day_number(after - timedelta(days=1))
 
 
+@lru_cache(maxsize=4096)
 def _term_query(term: Term, field_name: str) -> tantivy.Query:
     """One word or phrase in one field; unspaced scripts as phrases of character pairs."""
     tokens = [t for w in term.words for t in searchindex.index_tokens(w, last_alone=False)]
@@ -576,40 +578,76 @@ def bm25_idf(documents: int, matching: int) -> float:
     return idf if idf > 0.0 else 1e-6
 
 
-def _occurrences(words: list[str], term: Term) -> int:
-    """How many times ``term`` occurs in ``words`` (a phrase: its words in a row)."""
-    first, rest = term.words[0], term.words[1:]
-    last = len(term.words) - 1
+@lru_cache(maxsize=1024)
+def _kind(term: Term) -> str:
+    if len(term.words) > 1:
+        return "phrase"
+    if searchindex.UNSPACED.search(term.words[0]):
+        return "unspaced"
+    return "prefix" if term.prefix else "word"
 
-    def same(word: str, wanted: str, index: int) -> bool:
-        if searchindex.UNSPACED.search(wanted):
-            return wanted in word
-        return word == wanted or (term.prefix and index == last and word.startswith(wanted))
 
-    if not rest and not term.prefix and not searchindex.UNSPACED.search(first):
-        return words.count(first)
-    found = 0
-    for start, word in enumerate(words):
-        if same(word, first, 0) and all(
-            start + i < len(words) and same(words[start + i], wanted, i)
-            for i, wanted in enumerate(rest, 1)
-        ):
-            found += 1
-    return found
+class _Field:
+    """One text field of a document as bm25 counts in it: its words, split when needed."""
+
+    def __init__(self, text: str) -> None:
+        self.padded = " " + text  # words are joined by single spaces (see ``_indexed``)
+        self.length = searchindex.word_count(text)
+        self._words: list[str] | None = None
+        self._counts: Counter[str] | None = None
+        self._lookups = 0
+
+    @property
+    def words(self) -> list[str]:
+        if self._words is None:
+            self._words = self.padded.split()
+        return self._words
+
+    def occurrences(self, term: Term) -> int:
+        """How many times ``term`` occurs (a phrase: its words in a row)."""
+        first = term.words[0]
+        kind = _kind(term)
+        if kind == "unspaced":  # within runs of characters
+            return self.padded.count(first)
+        if kind == "prefix":  # each word starting so follows a space
+            return self.padded.count(" " + first)
+        if kind == "word":  # counted once for all from the fourth word looked up
+            if self._counts is None:
+                self._lookups += 1
+                if self._lookups <= 3:
+                    return self.words.count(first)
+                self._counts = Counter(self.words)
+            return self._counts[first]
+        last = len(term.words) - 1
+
+        def same(word: str, wanted: str, index: int) -> bool:
+            if searchindex.UNSPACED.search(wanted):
+                return wanted in word
+            return word == wanted or (term.prefix and index == last and word.startswith(wanted))
+
+        words, found = self.words, 0
+        for start, word in enumerate(words):
+            if same(word, first, 0) and all(
+                start + i < len(words) and same(words[start + i], wanted, i)
+                for i, wanted in enumerate(term.words[1:], 1)
+            ):
+                found += 1
+        return found
 
 
 def bm25(
-    columns: Sequence[list[str]], terms: Sequence[Term], idf: Sequence[float], average: float
+    texts: Sequence[str], terms: Sequence[Term], idf: Sequence[float], average: float
 ) -> float:
-    """The relevance of a document (its text fields' words) to ``terms``: SQLite FTS5's
-    bm25() with the fields' weights, operation for operation (k1 1.2, b 0.75)."""
+    """The relevance of a document (its text fields) to ``terms``: SQLite FTS5's bm25()
+    with the fields' weights, operation for operation (k1 1.2, b 0.75)."""
     k1, b = 1.2, 0.75
-    length = float(sum(len(words) for words in columns))
+    fields = [_Field(text) for text in texts]
+    length = float(sum(f.length for f in fields))
     score = 0.0
     for term, term_idf in zip(terms, idf, strict=True):
         frequency = 0.0
-        for words, (_, weight) in zip(columns, searchindex.TEXT_FIELDS, strict=True):
-            frequency += weight * _occurrences(words, term)
+        for found, (_, weight) in zip(fields, searchindex.TEXT_FIELDS, strict=True):
+            frequency += weight * found.occurrences(term)
         score += term_idf * (
             (frequency * (k1 + 1.0)) / (frequency + k1 * (1 - b + b * length / average))
         )
@@ -657,8 +695,8 @@ def _ranked(
         chunk = list(candidates)[start : start + _CHUNK]
         documents = select(SearchDocument).where(SearchDocument.link_id.in_(chunk))
         for document in session.scalars(documents):
-            columns = [(getattr(document, n) or "").split() for n, _ in searchindex.TEXT_FIELDS]
-            score = bm25(columns, terms, idf, average)
+            texts = [getattr(document, n) or "" for n, _ in searchindex.TEXT_FIELDS]
+            score = bm25(texts, terms, idf, average)
             scored.append((-score, candidates[document.link_id], document.link_id))
     scored.sort()
     ranked = [(link_id, -score) for score, _, link_id in scored] + beyond[RERANK_MAX:]

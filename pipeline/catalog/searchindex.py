@@ -238,6 +238,7 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._loaded: tuple[int, int, int] | None = None
         self._average: tuple[Any, float] | None = None
+        self._merging: threading.Thread | None = None
         if _State.read(self.state_path) is None and path.exists():
             shutil.rmtree(path)  # another schema, or never finished its first commit
         path.mkdir(parents=True, exist_ok=True)
@@ -281,20 +282,28 @@ class SearchIndex:
         state = _State.read(self.state_path)
         if state is not None and state.complete and state.seq == head:
             return
-        with self._lock, self._writer(usable=state is not None and state.complete) as writer:
-            if writer is None:
-                return  # another process is writing: search its last commit
-            state = _State.read(self.state_path)
-            oldest = session.scalar(select(func.min(SearchChange.seq)))
-            if (
-                state is None
-                or state.seq > head  # another catalog under the same name
-                or (state.complete and oldest is not None and state.seq + 1 < oldest)
-            ):
-                state = self._build(session, writer, _State(), head)
-            elif not state.complete:
-                state = self._build(session, writer, state, state.seq)
-            self._apply(session, writer, state)
+        usable = state is not None and state.complete
+        with self._lock:
+            if self._merging is not None:
+                self._merging.join()  # the last catch-up's merges: its writer is still held
+            lease = _WriterLease(self.index, LOCK_WAIT if usable else 3600.0, background=True)
+            with lease as writer:
+                if writer is not None:
+                    self._catch_up(session, writer, head)
+            self._merging = lease.merging
+
+    def _catch_up(self, session: Session, writer: tantivy.IndexWriter, head: int) -> None:
+        state = _State.read(self.state_path)
+        oldest = session.scalar(select(func.min(SearchChange.seq)))
+        if (
+            state is None
+            or state.seq > head  # another catalog under the same name
+            or (state.complete and oldest is not None and state.seq + 1 < oldest)
+        ):
+            state = self._build(session, writer, _State(), head)
+        elif not state.complete:
+            state = self._build(session, writer, state, state.seq)
+        self._apply(session, writer, state)
 
     def _build(
         self, session: Session, writer: tantivy.IndexWriter, state: _State, head: int
@@ -353,12 +362,12 @@ class SearchIndex:
             except OperationalError:
                 log.info("the search change log was not pruned: the catalog is read-only")
 
-    def _writer(self, *, usable: bool) -> _WriterLease:
-        return _WriterLease(self.index, wait=LOCK_WAIT if usable else 3600.0)
-
     def rebuild(self, session: Session) -> None:
         """Index every document anew (``catalog reindex``)."""
-        with self._lock, self._writer(usable=False) as writer:
+        with self._lock:
+            if self._merging is not None:
+                self._merging.join()
+        with self._lock, _WriterLease(self.index, 3600.0) as writer:
             head = session.scalar(select(func.max(SearchChange.seq))) or 0
             state = self._build(session, writer, _State(), head)
             self._apply(session, writer, state)
@@ -382,9 +391,10 @@ class _WriterLease:
     """tantivy's one writer of an index, waited for while another process holds it; None
     when the wait runs out."""
 
-    def __init__(self, index: tantivy.Index, wait: float) -> None:
-        self.index, self.wait = index, wait
+    def __init__(self, index: tantivy.Index, wait: float, *, background: bool = False) -> None:
+        self.index, self.wait, self.background = index, wait, background
         self.writer: tantivy.IndexWriter | None = None
+        self.merging: threading.Thread | None = None  # finishing merges (``background``)
 
     def __enter__(self) -> tantivy.IndexWriter | None:
         deadline = time.monotonic() + self.wait
@@ -400,11 +410,18 @@ class _WriterLease:
                 time.sleep(0.1)
 
     def __exit__(self, *exc: object) -> None:
-        if self.writer is not None:
-            if exc[0] is not None:
-                self.writer.rollback()
+        if self.writer is None:
+            return
+        if exc[0] is not None:
+            self.writer.rollback()
+        if self.background and exc[0] is None:  # the commit is searchable already
+            self.merging = threading.Thread(
+                target=self.writer.wait_merging_threads, name="search-index-merges"
+            )
+            self.merging.start()
+        else:
             self.writer.wait_merging_threads()  # drops the writer: its lock is released
-            self.writer = None
+        self.writer = None
 
 
 _INDEXES: dict[str, SearchIndex] = {}
