@@ -9,9 +9,10 @@ on whatever machine runs this.
 ``--only crawl`` runs the crawl-engine section alone (the others read "not run"),
 ``--only others`` everything but it; ``--quick`` uses small crawl sizes and one run;
 ``--runs N`` and ``--rss-sizes A,B`` override the crawl section's runs and RSS sizes.
-``--only search`` rewrites the search section alone (synthetic catalogs of 20,000 and
-200,000 links on SQLite, 20,000 on PostgreSQL when installed; ``--search-sizes
-20000,200000,1000000`` for the million, ``--search-postgres-sizes`` for PostgreSQL's).
+``--only search`` rewrites the search section alone (the replica world crawled anew, and
+synthetic catalogs of 20,000 and 200,000 links on SQLite, 20,000 on PostgreSQL when
+installed; ``--search-sizes 20000,200000,1000000`` for the million,
+``--search-postgres-sizes`` for PostgreSQL's).
 ``--only get`` rewrites the section on ``get`` from a 5 GB archive alone
 (``bench/getbench.py``); a full run keeps the one already written.
 """
@@ -135,16 +136,39 @@ def bench_extract(world: object, repeat: int = 5) -> list[list[str]]:
     ]
 
 
-def bench_crawl(world: object) -> list[list[str]]:
-    """The crawl flow over every replica link, and wget over the same links."""
-    from prefect import flow
-
+def _crawl_replica(world: object) -> tuple[Path, dict, float]:
+    """A new data home with the crawl flow's catalog of every replica link, the flow's
+    result and its seconds."""
     from flows.crawl import crawl_flow
-    from pipeline.replica.content import LINKS
 
     os.environ["LINKARCHIVE_ALLOWED_HOSTS"] = "127.0.0.1"
     os.environ["LINKARCHIVE_ALLOW_ADDRESSES"] = "127.0.0.0/8"
     os.environ.setdefault("LINKARCHIVE_AUTOTHROTTLE_START_DELAY", "0.05")
+    home = Path(tempfile.mkdtemp(prefix="bench-home-"))
+    started = time.perf_counter()
+    result = crawl_flow(source=world.index_url, home=str(home))  # type: ignore[attr-defined]
+    return home, result, time.perf_counter() - started
+
+
+def replica_search() -> str:
+    """The search table over the replica world's catalog, crawled anew."""
+    from pipeline.config import paths
+    from pipeline.replica import ReplicaWorld
+
+    with ReplicaWorld() as world:
+        home, _, _ = _crawl_replica(world)
+    try:
+        rows = _search_latency(paths(home).database_url, SEARCHES)
+    finally:
+        shutil.rmtree(home)
+    return table(["query", "results", "p50 ms", "p95 ms"], rows)
+
+
+def bench_crawl(world: object) -> list[list[str]]:
+    """The crawl flow over every replica link, and wget over the same links."""
+    from prefect import flow
+
+    from pipeline.replica.content import LINKS
 
     @flow
     def warm_up() -> None:
@@ -154,10 +178,7 @@ def bench_crawl(world: object) -> list[list[str]]:
     warm_up()
     server_start = time.perf_counter() - started
 
-    home = Path(tempfile.mkdtemp(prefix="bench-home-"))
-    started = time.perf_counter()
-    result = crawl_flow(source=world.index_url, home=str(home))  # type: ignore[attr-defined]
-    took = time.perf_counter() - started
+    home, result, took = _crawl_replica(world)
     size = sum(p.stat().st_size for p in (home / "warcs").glob("*.warc.gz"))
     results = [json.loads(p.read_text()) for p in (home / "jobs").glob("run*/*.result.json")]
     scrapy = [r["stats"]["elapsed_time_seconds"] for r in results]
@@ -275,7 +296,7 @@ SEARCHES = ("Blumen", "Belarus", '"Frauen in Weiß"', "Blumen OR flowers", "soli
             "Belarus -Berlin")  # fmt: skip
 SEARCH_SIZES = (20_000, 200_000)  # --search-sizes adds 1,000,000 (about 15 minutes to build)
 SEARCH_HEADING = "## Full-text search (`pipeline/catalog/fulltext.py`)"
-REPLICA_INTRO = "Over the catalog the crawl above built:"
+REPLICA_INTRO = "Over the replica world's catalog, as the crawl flow builds it:"
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -531,17 +552,6 @@ The web app's search page over it (HTML, 50 rows, facets):
     return "\n".join(parts)
 
 
-def replica_table(document: str) -> str:
-    """The replica search table of an existing PERFORMANCE.md (NOT_RUN if it has none)."""
-    start = document.find(SEARCH_HEADING + "\n")
-    start = document.find(REPLICA_INTRO, start) if start >= 0 else -1
-    if start < 0:
-        return NOT_RUN
-    block = document[start + len(REPLICA_INTRO) :].lstrip("\n")
-    end = block.find("\n\n")
-    return block if end < 0 else block[:end]
-
-
 NOT_RUN = "_Not run in this invocation (see `--only`); run `make bench` for figures._"
 
 # Profiled by hand (py-spy) while rebuilding the engine: where a crawl's CPU goes.
@@ -572,9 +582,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         choices=["crawl", "workers", "accuracy", "search", "get", "others"],
-        help="crawl, workers, accuracy, search, get: only that section (search keeps the "
-        "replica crawl's table already there; get writes 5 GB of WARC files), the rest of "
-        "docs/PERFORMANCE.md kept; others: all but crawl",
+        help="crawl, workers, accuracy, search, get: only that section (get writes 5 GB of "
+        "WARC files), the rest of docs/PERFORMANCE.md kept; others: all but crawl",
     )
     parser.add_argument(
         "--quick",
@@ -637,8 +646,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     pg = (pg_sizes, args.search_postgres_repeat)
     if args.only == "search":
-        replica = replica_table(OUT.read_text(encoding="utf-8"))
-        section = search_section(replica, sizes, args.search_repeat, *pg)
+        print("search over the replica world's catalog...", file=sys.stderr)
+        section = search_section(replica_search(), sizes, args.search_repeat, *pg)
         OUT.write_text(splice(OUT.read_text(encoding="utf-8"), section))  # as it is now
         print(f"wrote {OUT}", file=sys.stderr)
         return 0

@@ -11,8 +11,7 @@ def test_search_section_replaces_only_itself() -> None:
         f"{run.SEARCH_HEADING}\n\nold text\n\n{run.REPLICA_INTRO}\n\n| a | b |\n|---|---|\n"
         "| x | 1 |\n\nOver a synthetic catalog: old\n\n## After\n\nkept too\n"
     )
-    replica = run.replica_table(document)
-    assert replica == "| a | b |\n|---|---|\n| x | 1 |"
+    replica = "| a | b |\n|---|---|\n| x | 2 |"
     section = run.search_section(replica, (300,), repeat=2)
     spliced = run.splice(document, section)
     assert "## Before\n\nkept\n" in spliced and spliced.endswith("## After\n\nkept too\n")
@@ -25,7 +24,6 @@ def test_search_section_replaces_only_itself() -> None:
     assert int(expanded.split("|")[2].replace(",", "")) > blumen  # flowers, Blumen and more
     pages = [line for line in spliced.splitlines() if line.startswith("| `/search")]
     assert len(pages) == 3 and "search index built from them in" in spliced
-    assert run.replica_table("# Performance\n") == run.NOT_RUN
 
 
 def test_percentile_is_nearest_rank() -> None:
