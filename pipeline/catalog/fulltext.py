@@ -69,6 +69,7 @@ _CHUNK = 500
 # Matches the index finds per row wanted, and at least, that are then scored exactly; at
 # most RERANK_MAX (an export of more keeps the index's order after them).
 RERANKED, RERANK_MIN, RERANK_MAX = 4, 200, 10_000
+PREFIX_WORDS = 64  # a prefix starting more words is matched without scoring each
 # Serialises, within a process, the first use's filling of an old catalog's documents.
 _PREPARE_LOCK = Lock()
 
@@ -485,14 +486,31 @@ def _term_query(term: Term, field_name: str) -> tantivy.Query:
     return tantivy.Query.phrase_query(SCHEMA, field_name, tokens)
 
 
-def _anywhere(terms: Sequence[Term]) -> tantivy.Query:
-    """Any of ``terms`` in any text field, each field's score weighted."""
+def _anywhere(terms: Sequence[Term], searcher: tantivy.Searcher) -> tantivy.Query:
+    """Any of ``terms`` in any text field. A word is matched in the field of all fields
+    (BM25 over its weighted frequency, close to FTS5's bm25()), a prefix as the words it
+    starts there (up to :data:`PREFIX_WORDS`); a phrase in each field, weighted."""
+    clauses = []
+    for term in terms:
+        tokens = [t for w in term.words for t in searchindex.index_tokens(w, last_alone=False)]
+        if len(tokens) == 1 and _kind(term) == "prefix":
+            started = searcher.terms_with_prefix(searchindex.ALL, tokens[0], limit=PREFIX_WORDS)
+            if len(started) < PREFIX_WORDS:
+                clauses += [
+                    tantivy.Query.term_query(SCHEMA, searchindex.ALL, w) for w, _ in started
+                ]
+            else:  # too many to score each: matched all the same
+                clauses.append(_term_query(term, searchindex.ALL))
+        elif len(tokens) == 1:  # a word, a pair of characters, or one character
+            clauses.append(_term_query(term, searchindex.ALL))
+        else:
+            clauses += [
+                tantivy.Query.boost_query(_term_query(term, name), weight)
+                for name, weight in searchindex.TEXT_FIELDS
+            ]
     return tantivy.Query.boolean_query(
-        [
-            (Occur.Should, tantivy.Query.boost_query(_term_query(term, name), weight))
-            for term in terms
-            for name, weight in searchindex.TEXT_FIELDS
-        ]
+        [(Occur.Should, clause) for clause in clauses]
+        or [(Occur.Must, tantivy.Query.empty_query())]
     )
 
 
@@ -534,12 +552,14 @@ def _filters(session: Session, query: SearchQuery) -> list[tantivy.Query]:
     return found
 
 
-def _matching(session: Session, query: SearchQuery, parsed: ParsedQuery | None) -> tantivy.Query:
+def _matching(
+    session: Session, searcher: tantivy.Searcher, query: SearchQuery, parsed: ParsedQuery | None
+) -> tantivy.Query:
     """The index query of ``query``: every text group and filter, no excluded term."""
     clauses: list[tuple[Occur, tantivy.Query]] = []
     if parsed is not None:
-        clauses += [(Occur.Must, _anywhere(group)) for group in parsed.groups]
-        clauses += [(Occur.MustNot, _anywhere([term])) for term in parsed.excluded]
+        clauses += [(Occur.Must, _anywhere(group, searcher)) for group in parsed.groups]
+        clauses += [(Occur.MustNot, _anywhere([term], searcher)) for term in parsed.excluded]
     clauses += [(Occur.Must, f) for f in _filters(session, query)]
     if not any(occur == Occur.Must for occur, _ in clauses):
         clauses.append((Occur.Must, tantivy.Query.all_query()))
@@ -554,7 +574,7 @@ def search(session: Session, query: SearchQuery, *, facets: bool = True) -> Sear
     parsed = parse_query(query.text) if query.text and query.text.strip() else None
     index = open_index(session)
     searcher = index.searcher()
-    matching = _matching(session, query, parsed)
+    matching = _matching(session, searcher, query, parsed)
     total = searcher.search(matching, 1, count=True).count or 0
     counts = _facet_counts(searcher, matching) if facets else {}
     ranked = _ranked(session, index, searcher, matching, query, parsed, total)
@@ -669,8 +689,9 @@ def _ranked(
     The index finds the best :data:`RERANKED` per row wanted (at least
     :data:`RERANK_MIN`, at most :data:`RERANK_MAX`), which are then scored exactly as
     SQLite FTS5's bm25() scored them before the index (:func:`bm25`): so a result set that
-    size or smaller is in the same order as it always was, and the best rows of a larger
-    one almost always are.
+    size or smaller is in the same order as it always was. The index's BM25 over its field
+    of all fields is close to bm25(), so a larger one's best rows are too, but for a
+    prefix (the index scores each word it starts apart).
     """
     wanted = total if query.limit is None else min(total, query.offset + query.limit)
     if wanted <= query.offset:
@@ -687,7 +708,7 @@ def _ranked(
     candidates = {doc["link_id"][0]: doc["listing"][0] for doc in stored[:RERANK_MAX]}
     beyond = [(doc["link_id"][0], score) for (score, _), doc in zip(hits, stored, strict=True)]
     terms = parsed.terms
-    found = [searcher.search(_anywhere([t]), 1, count=True).count or 0 for t in terms]
+    found = [searcher.search(_anywhere([t], searcher), 1, count=True).count or 0 for t in terms]
     idf = [bm25_idf(searcher.num_docs, n) for n in found]
     average = index.average_words(searcher)
     scored = []

@@ -51,9 +51,10 @@ from pipeline.config import paths
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the schema or the way documents are made changes: the index is rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Text fields and their weights in ranking (tantivy's BM25, summed over fields).
 TEXT_FIELDS = (("title", 10.0), ("label", 5.0), ("place", 5.0), ("meta", 2.0), ("body", 1.0))
+ALL = "all"
 #: Facet fields (raw text, counted by tantivy's terms aggregation).
 FACET_FIELDS = ("country", "city", "kind", "language", "status", "published", "captured")
 BUILD_CHUNK = 20_000
@@ -108,6 +109,9 @@ def _schema() -> tantivy.Schema:
     builder.add_unsigned_field("link_id", stored=True, indexed=True, fast=True)
     for name, _ in TEXT_FIELDS:
         builder.add_text_field(name, tokenizer_name="folded", index_option="position")
+    # Every text field, each repeated its weight's times: a word's frequency here is its
+    # weighted frequency in the document, as SQLite FTS5's bm25() counted it.
+    builder.add_text_field(ALL, tokenizer_name="folded", index_option="freq")
     for name in (*FACET_FIELDS, "language_key"):
         builder.add_text_field(name, tokenizer_name="raw", fast=True)
     for name in ("country_id", "city_id"):
@@ -189,6 +193,9 @@ def _document(row: Any) -> tantivy.Document:
     }
     for (name, _), text in zip(TEXT_FIELDS, texts, strict=True):
         values[name] = _tokenized(text or "")
+    values[ALL] = " ".join(
+        values[name] for name, weight in TEXT_FIELDS for _ in range(int(weight)) if values[name]
+    )
     if city:
         values["city"] = city
     if language:
