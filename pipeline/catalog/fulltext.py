@@ -712,8 +712,9 @@ def _ranked(
     idf = [bm25_idf(searcher.num_docs, n) for n in found]
     average = index.average_words(searcher)
     scored = []
-    for start in range(0, len(candidates), _CHUNK):
-        chunk = list(candidates)[start : start + _CHUNK]
+    ids = list(candidates)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
         documents = select(SearchDocument).where(SearchDocument.link_id.in_(chunk))
         for document in session.scalars(documents):
             texts = [getattr(document, n) or "" for n, _ in searchindex.TEXT_FIELDS]

@@ -410,10 +410,10 @@ class _WriterLease:
                 self.writer = self.index.writer(heap_size=200_000_000, num_threads=2)
                 return self.writer
             except ValueError as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    if "lock" in str(exc).lower():
-                        return None
+                if "lock" not in str(exc).lower():
                     raise
+                if time.monotonic() > deadline:
+                    return None
                 time.sleep(0.1)
 
     def __exit__(self, *exc: object) -> None:
